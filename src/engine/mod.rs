@@ -1,0 +1,16 @@
+//! The lifecycle engine: up, down, list, status, gc and extend.
+
+/// Errors from the lifecycle engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl EngineError {
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        match self {
+            EngineError::Invalid(_) => crate::ExitStatus::Usage,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! ephemera: short-lived preview environments for pull requests.
+//!
+//! The modules follow the data path of `up`:
+//! config → plan → provider → kube → add-ons → app → engine.
+
+pub mod config;
+pub mod names;
+pub mod templates;
+pub mod plan;
+pub mod record;
+pub mod providers;
+pub mod kube;
+pub mod addons;
+pub mod app;
+pub mod engine;
+pub mod progress;
+pub mod error;
+
+pub use error::{Error, ExitStatus};
+
+/// The version stamped on every record ephemera writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The field manager for server-side apply, and the value of `app.kubernetes.io/managed-by`.
+pub const MANAGER: &str = "ephemera";
+
+/// Label keys carried by every object ephemera creates.
+pub mod labels {
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const ENVIRONMENT: &str = "ephemera.dev/environment";
+    pub const ADDON: &str = "ephemera.dev/addon";
+    pub const COMPONENT: &str = "ephemera.dev/component";
+}

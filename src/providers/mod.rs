@@ -1,0 +1,161 @@
+//! Cluster providers: AKS, kind and local.
+//!
+//! Every provider implements [`Provider`]: ensure, kubeconfig, delete, list and record updates.
+//! No provider-specific type leaks out of this module; callers hold an [`AnyProvider`].
+
+use std::future::Future;
+use std::path::Path;
+
+use crate::record::Record;
+
+pub mod kubeconfig;
+
+pub use kubeconfig::Kubeconfig;
+
+/// What the provider is asked to ensure.
+#[derive(Clone, Debug)]
+pub struct ClusterRequest {
+    /// The environment name (also the cluster's name, with the provider's own prefix rules).
+    pub name: String,
+    /// The ownership record written on creation.
+    pub record: Record,
+}
+
+/// The outcome of [`Provider::ensure`].
+#[derive(Clone, Debug)]
+pub struct Ensured {
+    /// This run created the cluster, so a failure later in the same run should delete it.
+    pub created: bool,
+    /// The record as stored on the cluster (the existing one when the cluster already existed).
+    pub record: Record,
+    /// A provider resource id, such as the ARM id of the managed cluster.
+    pub resource_id: Option<String>,
+    /// A link for people, such as the Azure portal page.
+    pub portal_url: Option<String>,
+    /// Whether pods really run (false for `local`, whose pods are simulated).
+    pub serves_traffic: bool,
+}
+
+/// The outcome of [`Provider::delete`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    AlreadyGone,
+}
+
+/// What every provider offers. Every mutation is an ensure: a rerun converges.
+pub trait Provider: Send + Sync {
+    /// `aks`, `kind` or `local`.
+    fn kind(&self) -> &'static str;
+
+    /// Makes sure the cluster exists and is ready, creating it when missing.
+    fn ensure(&self, req: &ClusterRequest) -> impl Future<Output = Result<Ensured, ProviderError>> + Send;
+
+    /// Fetches an admin kubeconfig for the environment's cluster.
+    fn kubeconfig(&self, name: &str) -> impl Future<Output = Result<Kubeconfig, ProviderError>> + Send;
+
+    /// Deletes the cluster and everything the provider created for it. Already gone is success.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<Deleted, ProviderError>> + Send;
+
+    /// Lists the environments this provider can see that carry our ownership record.
+    /// An error here must never be read as "nothing exists".
+    fn list(&self) -> impl Future<Output = Result<Vec<Record>, ProviderError>> + Send;
+
+    /// Rewrites the stored record (for `extend`, and to stamp the URL).
+    fn update_record(&self, record: &Record) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}
+
+/// Errors from providers.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The environment file or the process environment is unusable for this provider.
+    #[error("{0}")]
+    Config(String),
+    /// A tool the provider needs is missing.
+    #[error("{tool} is not available: {hint}")]
+    MissingTool { tool: String, hint: String },
+    /// No credential could be obtained.
+    #[error("no usable credential; tried: {tried}")]
+    Credential { tried: String },
+    /// A remote API answered with an error.
+    #[error("{operation}: {status} {code}: {message}")]
+    Api { operation: String, status: u16, code: String, message: String },
+    /// A long-running operation ended in a terminal failure.
+    #[error("{operation} ended {status}: {code}: {message}")]
+    OperationFailed { operation: String, status: String, code: String, message: String },
+    /// A deadline passed; names the object and the state it was last seen in.
+    #[error("timed out after {seconds}s waiting for {what}; last seen: {last_state}")]
+    Timeout { what: String, seconds: u64, last_state: String },
+    /// A subprocess failed; keeps the command line and its output.
+    #[error("`{command}` exited with {status}:\n{output}")]
+    Command { command: String, status: String, output: String },
+    /// The environment does not exist.
+    #[error("environment {0} does not exist")]
+    NotFound(String),
+    /// Another run holds the environment's lease.
+    #[error("environment {name} is locked by {holder} until {until}")]
+    LeaseHeld { name: String, holder: String, until: String },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}")]
+    Kube {
+        context: String,
+        #[source]
+        source: crate::kube::KubeError,
+    },
+    #[error("{context}")]
+    Transport {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ProviderError {
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        use crate::ExitStatus::*;
+        match self {
+            ProviderError::Config(_) | ProviderError::MissingTool { .. } | ProviderError::NotFound(_) => Usage,
+            ProviderError::Timeout { .. } => TimedOut,
+            ProviderError::LeaseHeld { .. } => LeaseHeld,
+            ProviderError::Kube { source, .. } => source.exit_status(),
+            _ => Failed,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ProviderError::Io { context: context.into(), source }
+    }
+}
+
+/// Writes `contents` to `path` with mode 0600, atomically (temp file + rename).
+///
+/// # Errors
+/// Any I/O error, with the path in the message.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ProviderError> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ProviderError::io(format!("creating {}", dir.display()), e))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = opts.open(&tmp).map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(contents).map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    f.sync_all().map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| ProviderError::io(format!("writing {}", path.display()), e))
+}

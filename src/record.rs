@@ -1,0 +1,179 @@
+//! The environment record: what ephemera knows about one environment.
+//!
+//! Records live on the resources themselves (ARM tags on the managed cluster, the `ephemera`
+//! ConfigMap in `kube-system`, labels on every object), never in a local file: CI runners are
+//! stateless, and a record that lives next to the cluster cannot drift from it.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Keys used when a record is stored as flat string pairs (ConfigMap data, ARM tags).
+///
+/// ARM tag names may not contain `/`, so the same short keys serve both stores.
+pub mod keys {
+    pub const MANAGED_BY: &str = "ephemera-managed-by";
+    pub const ENVIRONMENT: &str = "ephemera-environment";
+    pub const PROVIDER: &str = "ephemera-provider";
+    pub const REPOSITORY: &str = "ephemera-repository";
+    pub const PR: &str = "ephemera-pr";
+    pub const CREATED_AT: &str = "ephemera-created-at";
+    pub const EXPIRES_AT: &str = "ephemera-expires-at";
+    pub const CREATED_BY: &str = "ephemera-created-by";
+    pub const VERSION: &str = "ephemera-version";
+    pub const URL: &str = "ephemera-url";
+    pub const ENV_FILE: &str = "ephemera-env-file";
+}
+
+/// One environment as recorded on its resources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The environment name, a DNS-1123 label such as `pr-42`.
+    pub name: String,
+    /// `aks`, `kind` or `local`.
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<u64>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Who created it: the credential's principal, or the local user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// The ephemera version that wrote the record.
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment file's `metadata.name`, so `gc` and `list` can tell profiles apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<String>,
+}
+
+/// A stored record could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record is not managed by ephemera (no {} = ephemera)", keys::MANAGED_BY)]
+    NotOurs,
+    #[error("record field {key} is missing")]
+    Missing { key: &'static str },
+    #[error("record field {key} has an invalid value {value:?}")]
+    Invalid { key: &'static str, value: String },
+}
+
+impl Record {
+    /// Whether the environment's TTL has passed at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
+    }
+
+    /// The record as flat string pairs, for ConfigMap data and ARM tags.
+    pub fn to_pairs(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(keys::MANAGED_BY.into(), crate::MANAGER.into());
+        m.insert(keys::ENVIRONMENT.into(), self.name.clone());
+        m.insert(keys::PROVIDER.into(), self.provider.clone());
+        if let Some(r) = &self.repository {
+            m.insert(keys::REPOSITORY.into(), r.clone());
+        }
+        if let Some(pr) = self.pr {
+            m.insert(keys::PR.into(), pr.to_string());
+        }
+        m.insert(keys::CREATED_AT.into(), self.created_at.to_string());
+        m.insert(keys::EXPIRES_AT.into(), self.expires_at.to_string());
+        if let Some(c) = &self.created_by {
+            m.insert(keys::CREATED_BY.into(), c.clone());
+        }
+        m.insert(keys::VERSION.into(), self.version.clone());
+        if let Some(u) = &self.url {
+            m.insert(keys::URL.into(), u.clone());
+        }
+        if let Some(f) = &self.env_file {
+            m.insert(keys::ENV_FILE.into(), f.clone());
+        }
+        m
+    }
+
+    /// Reads a record back from flat string pairs.
+    ///
+    /// # Errors
+    /// [`RecordError::NotOurs`] when the ownership key is absent or names another manager, so
+    /// callers such as `gc` can skip foreign resources; `Missing`/`Invalid` for damaged records.
+    pub fn from_pairs(m: &BTreeMap<String, String>) -> Result<Self, RecordError> {
+        if m.get(keys::MANAGED_BY).map(String::as_str) != Some(crate::MANAGER) {
+            return Err(RecordError::NotOurs);
+        }
+        let get = |key: &'static str| m.get(key).cloned().ok_or(RecordError::Missing { key });
+        let time = |key: &'static str| -> Result<Timestamp, RecordError> {
+            let v = get(key)?;
+            v.parse().map_err(|_| RecordError::Invalid { key, value: v })
+        };
+        let pr = match m.get(keys::PR) {
+            Some(v) => Some(v.parse().map_err(|_| RecordError::Invalid { key: keys::PR, value: v.clone() })?),
+            None => None,
+        };
+        Ok(Record {
+            name: get(keys::ENVIRONMENT)?,
+            provider: get(keys::PROVIDER)?,
+            repository: m.get(keys::REPOSITORY).cloned(),
+            pr,
+            created_at: time(keys::CREATED_AT)?,
+            expires_at: time(keys::EXPIRES_AT)?,
+            created_by: m.get(keys::CREATED_BY).cloned(),
+            version: get(keys::VERSION)?,
+            url: m.get(keys::URL).cloned(),
+            env_file: m.get(keys::ENV_FILE).cloned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            name: "pr-42".into(),
+            provider: "aks".into(),
+            repository: Some("acme/cats".into()),
+            pr: Some(42),
+            created_at: "2026-11-28T10:00:00Z".parse().unwrap(),
+            expires_at: "2026-11-29T10:00:00Z".parse().unwrap(),
+            created_by: Some("ci@acme".into()),
+            version: "0.1.0".into(),
+            url: None,
+            env_file: Some("pr-aks".into()),
+        }
+    }
+
+    #[test]
+    fn pairs_round_trip() {
+        let r = sample();
+        assert_eq!(Record::from_pairs(&r.to_pairs()).unwrap(), r);
+    }
+
+    #[test]
+    fn foreign_pairs_are_not_ours() {
+        let mut p = sample().to_pairs();
+        p.insert(keys::MANAGED_BY.into(), "terraform".into());
+        assert!(matches!(Record::from_pairs(&p), Err(RecordError::NotOurs)));
+        p.remove(keys::MANAGED_BY);
+        assert!(matches!(Record::from_pairs(&p), Err(RecordError::NotOurs)));
+    }
+
+    #[test]
+    fn damaged_time_is_invalid() {
+        let mut p = sample().to_pairs();
+        p.insert(keys::EXPIRES_AT.into(), "tomorrow".into());
+        assert!(matches!(Record::from_pairs(&p), Err(RecordError::Invalid { key, .. }) if key == keys::EXPIRES_AT));
+    }
+
+    #[test]
+    fn expiry_is_inclusive() {
+        let r = sample();
+        assert!(r.is_expired(r.expires_at));
+        assert!(!r.is_expired(r.created_at));
+    }
+}
