@@ -1,5 +1,8 @@
 //! The lifecycle engine: up, down, list, status, gc and extend.
 
+pub mod gc;
+pub mod lease;
+
 /// Errors from the lifecycle engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
