@@ -1,7 +1,9 @@
 //! The lifecycle engine: up, down, list, status, gc and extend.
 
+pub mod ci;
 pub mod gc;
 pub mod lease;
+pub mod notify;
 
 /// Errors from the lifecycle engine.
 #[derive(Debug, thiserror::Error)]
