@@ -2,6 +2,7 @@
 
 pub mod ci;
 pub mod gc;
+pub mod kube_lease;
 pub mod lease;
 pub mod notify;
 
