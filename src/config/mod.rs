@@ -4,9 +4,17 @@
 //! error names the file, line, column and field path.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod duration;
+mod positions;
+pub mod schema;
+mod validate;
+
+pub use positions::{Pos, Positions};
 
 pub const API_VERSION: &str = "ephemera.dev/v1alpha1";
 pub const KIND: &str = "Environment";
@@ -16,8 +24,10 @@ pub const KIND: &str = "Environment";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Environment {
     /// Must be `ephemera.dev/v1alpha1`.
+    #[schemars(extend("const" = "ephemera.dev/v1alpha1"))]
     pub api_version: String,
     /// Must be `Environment`.
+    #[schemars(extend("const" = "Environment"))]
     pub kind: String,
     pub metadata: Metadata,
     /// Which cluster to make.
@@ -56,6 +66,8 @@ pub struct Metadata {
 }
 
 /// Exactly one provider.
+// One value per process: boxing the AKS variant would only complicate every match on it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum ProviderConfig {
@@ -147,7 +159,11 @@ pub struct NodePool {
 
 impl Default for NodePool {
     fn default() -> Self {
-        NodePool { vm_size: default_vm_size(), count: default_count(), autoscale: None }
+        NodePool {
+            vm_size: default_vm_size(),
+            count: default_count(),
+            autoscale: None,
+        }
     }
 }
 
@@ -181,7 +197,11 @@ pub struct Cloud {
 
 impl Default for Cloud {
     fn default() -> Self {
-        Cloud { name: default_cloud(), resource_manager: None, authority_host: None }
+        Cloud {
+            name: default_cloud(),
+            resource_manager: None,
+            authority_host: None,
+        }
     }
 }
 
@@ -256,7 +276,10 @@ pub struct LocalConfig {
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        LocalConfig { nodes: default_nodes(), bin_dir: None }
+        LocalConfig {
+            nodes: default_nodes(),
+            bin_dir: None,
+        }
     }
 }
 
@@ -300,7 +323,11 @@ pub struct Addon {
 
 impl Default for Addon {
     fn default() -> Self {
-        Addon { enabled: true, version: None, values: BTreeMap::new() }
+        Addon {
+            enabled: true,
+            version: None,
+            values: BTreeMap::new(),
+        }
     }
 }
 
@@ -323,7 +350,12 @@ pub struct IngressAddon {
 
 impl Default for IngressAddon {
     fn default() -> Self {
-        IngressAddon { enabled: true, implementation: IngressImplementation::default(), version: None, values: BTreeMap::new() }
+        IngressAddon {
+            enabled: true,
+            implementation: IngressImplementation::default(),
+            version: None,
+            values: BTreeMap::new(),
+        }
     }
 }
 
@@ -391,7 +423,9 @@ pub struct Canary {
 
 impl Default for Canary {
     fn default() -> Self {
-        Canary { steps: default_steps() }
+        Canary {
+            steps: default_steps(),
+        }
     }
 }
 
@@ -419,7 +453,9 @@ pub fn default_steps() -> Vec<CanaryStep> {
         CanaryStep::SetWeight(20),
         CanaryStep::Pause(Pause { duration: None }),
         CanaryStep::SetWeight(50),
-        CanaryStep::Pause(Pause { duration: Some("30s".into()) }),
+        CanaryStep::Pause(Pause {
+            duration: Some("30s".into()),
+        }),
         CanaryStep::SetWeight(100),
     ]
 }
@@ -459,7 +495,11 @@ pub struct Routing {
 
 impl Default for Routing {
     fn default() -> Self {
-        Routing { base_domain: None, host: default_host(), wildcard_dns: default_wildcard() }
+        Routing {
+            base_domain: None,
+            host: default_host(),
+            wildcard_dns: default_wildcard(),
+        }
     }
 }
 
@@ -488,7 +528,12 @@ pub struct Tls {
 
 impl Default for Tls {
     fn default() -> Self {
-        Tls { issuer: Issuer::default(), email: None, wildcard: false, expected_prs_per_week: default_prs_per_week() }
+        Tls {
+            issuer: Issuer::default(),
+            email: None,
+            wildcard: false,
+            expected_prs_per_week: default_prs_per_week(),
+        }
     }
 }
 
@@ -549,11 +594,359 @@ pub struct GitHub {
     pub comment: bool,
 }
 
-/// A bad environment file. The message starts with `file:line:column: field.path:`.
+/// A bad environment file. The message starts with `file:line:column: field.path:`, all on one
+/// line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}{}: {path}{}{message}", .pos.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default(), if .path.is_empty() { "" } else { ": " })]
-    Invalid { file: String, pos: Option<(u64, u64)>, path: String, message: String },
+    Invalid {
+        file: String,
+        pos: Option<(u64, u64)>,
+        path: String,
+        message: String,
+    },
     #[error("{file}: {message}")]
     Read { file: String, message: String },
+}
+
+/// Where an environment came from: the file name as given and the position of every field, so
+/// errors found after parsing (here, in `plan`, in a provider) can still name line and column.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub file: String,
+    positions: Positions,
+}
+
+impl Source {
+    /// A source for `text` read from `file` (which is only used in messages).
+    pub fn new(file: &str, text: &str) -> Self {
+        Source {
+            file: file.to_string(),
+            positions: Positions::index(text),
+        }
+    }
+
+    /// An error about the field at `path` (e.g. `app.canary.steps[1].setWeight`), placed at that
+    /// field, or at its nearest ancestor present in the file.
+    pub fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            pos: self.positions.find(path),
+            path: path.to_string(),
+            message: one_line(&message.into()),
+        }
+    }
+
+    /// Places a message of the form `field.path: text` (as other modules word their
+    /// configuration errors) at its field; other messages are placed at the top of the file.
+    pub fn locate(&self, message: &str) -> ConfigError {
+        match message.split_once(": ") {
+            Some((path, rest)) if is_field_path(path) => self.error(path, rest),
+            _ => self.error("", message),
+        }
+    }
+}
+
+fn is_field_path(s: &str) -> bool {
+    let first = s.split(['.', '[']).next().unwrap_or_default();
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_' | '-'))
+        && matches!(
+            first,
+            "apiVersion"
+                | "kind"
+                | "metadata"
+                | "provider"
+                | "naming"
+                | "addons"
+                | "app"
+                | "routing"
+                | "tls"
+                | "ttl"
+                | "limits"
+                | "notifications"
+                | "github"
+        )
+}
+
+/// Control characters (line breaks included) escaped, so every error stays on one line.
+fn one_line(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// An environment file, parsed and validated, with its [`Source`].
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub env: Environment,
+    pub source: Source,
+}
+
+/// Reads and validates an environment file.
+///
+/// # Errors
+/// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::Invalid`] naming
+/// `file:line:column: field.path` for syntax errors, unknown fields, wrong types and every
+/// semantic check.
+pub fn load(path: &Path) -> Result<Environment, ConfigError> {
+    load_with_source(path).map(|l| l.env)
+}
+
+/// As [`load`], keeping the [`Source`] for errors found later.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_source(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
+        file: file.clone(),
+        message: io_message(&e),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+        file: file.clone(),
+        message: "not UTF-8 text, so not YAML".into(),
+    })?;
+    parse(&file, &text)
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "is a directory, not an environment file".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parses and validates environment text; `file` names it in errors.
+///
+/// # Errors
+/// As [`load`].
+pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+    let source = Source::new(file, text);
+    let at =
+        |loc: Option<serde_saphyr::Location>, path: &str, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            pos: loc
+                .filter(|l| l.line() > 0)
+                .map(|l| (l.line(), l.column()))
+                .or_else(|| source.positions.find(path)),
+            path: path.to_string(),
+            message: one_line(&message),
+        };
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(source.error(
+            "",
+            format!("the file is empty; an environment starts with apiVersion: {API_VERSION} and kind: {KIND}"),
+        ));
+    }
+    // First as plain data: syntax errors, and a wrong apiVersion or kind, come before any
+    // complaint about fields that would only confuse when the file is not an Environment at all.
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| at(e.location(), "", saphyr_message(&e)))?;
+    let Some(map) = doc.as_object() else {
+        return Err(source.error(
+            "",
+            format!("expected a mapping with apiVersion: {API_VERSION} and kind: {KIND}"),
+        ));
+    };
+    for (field, want) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        match map.get(field) {
+            Some(serde_json::Value::String(v)) if v == want => {}
+            Some(v) => {
+                return Err(source.error(field, format!("{v} is not supported; expected {want}")));
+            }
+            None => return Err(source.error(field, format!("missing; expected {field}: {want}"))),
+        }
+    }
+    let mut path = String::new();
+    let env: Environment = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let p = if path == "." { "" } else { path.as_str() };
+        at(e.location(), p, saphyr_message(&e))
+    })?;
+    validate::validate(&env)
+        .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
+    Ok(Loaded { env, source })
+}
+
+/// The deserializer's message without its location suffix or source snippet.
+fn saphyr_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    let mut inner = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    serde_saphyr::DefaultMessageFormatter
+        .format_message(inner)
+        .into_owned()
+}
+
+impl Environment {
+    /// The domain preview hosts live under: `routing.baseDomain`, else the AKS DNS zone.
+    pub fn base_domain(&self) -> Option<&str> {
+        self.routing
+            .base_domain
+            .as_deref()
+            .or(match &self.provider {
+                ProviderConfig::Aks(a) => a.dns.as_ref().map(|d| d.zone.as_str()),
+                _ => None,
+            })
+    }
+
+    /// The host pattern in force: `routing.host`, except that the default pattern becomes the
+    /// wildcard-DNS pattern `{{env}}.{{ip}}.{{wildcardDns}}` when there is no base domain.
+    pub fn host_pattern(&self) -> &str {
+        if self.base_domain().is_none() && self.routing.host == default_host() {
+            WILDCARD_HOST_PATTERN
+        } else {
+            &self.routing.host
+        }
+    }
+
+    /// Whether the host needs the load balancer's IP, which exists only once `up` has made it.
+    pub fn host_needs_ip(&self) -> bool {
+        self.host_pattern().contains("ip}}")
+    }
+
+    /// The variables a host pattern may use.
+    pub fn host_variables(&self, env_name: &str, pr: Option<u64>, ip: &str) -> serde_json::Value {
+        let mut vars = serde_json::json!({
+            "env": env_name,
+            "ip": ip,
+            "wildcardDns": self.routing.wildcard_dns,
+        });
+        if let Some(d) = self.base_domain() {
+            vars["baseDomain"] = d.into();
+        }
+        if let Some(pr) = pr {
+            vars["pr"] = pr.into();
+        }
+        vars
+    }
+
+    /// The TTL as a duration (validated when the file was loaded).
+    pub fn ttl_duration(&self) -> std::time::Duration {
+        duration::parse_ttl(&self.ttl).unwrap_or(duration::MIN_TTL)
+    }
+}
+
+/// The host pattern used when there is no base domain.
+pub const WILDCARD_HOST_PATTERN: &str = "{{env}}.{{ip}}.{{wildcardDns}}";
+
+/// Renders a host pattern with [`Environment::host_variables`]: strict (an unknown variable is
+/// an error), no escaping.
+///
+/// # Errors
+/// A message naming the problem, for use after `routing.host:`.
+pub fn render_host(pattern: &str, vars: &serde_json::Value) -> Result<String, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.render_template(pattern, vars).map_err(|e| match e.reason() {
+        handlebars::RenderErrorReason::MissingVariable(Some(v)) => {
+            format!("unknown variable `{v}`; the host pattern may use env, pr, baseDomain (when set), ip and wildcardDns")
+        }
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "\
+apiVersion: ephemera.dev/v1alpha1
+kind: Environment
+metadata:
+  name: t
+provider:
+  local: {}
+app:
+  name: cats
+  canary:
+    steps:
+    - setWeight: 20
+    - setWeight: 0
+    - setWeight: 100
+";
+
+    fn err(text: &str) -> String {
+        parse("env.yaml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shipped_environments_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+        for name in [
+            "pr-aks.yaml",
+            "pr-kind.yaml",
+            "adhoc-aks.yaml",
+            "local.yaml",
+        ] {
+            load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_line_column_and_path() {
+        assert_eq!(
+            err(MINIMAL),
+            "env.yaml:12:7: app.canary.steps[1].setWeight: must be 1..100"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_name_the_place() {
+        let e = err(&MINIMAL.replace("  name: cats\n", "  name: cats\n  colour: blue\n"));
+        assert!(e.starts_with("env.yaml:9:3: app"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        let e = err(&MINIMAL.replace("  name: cats\n", "  name: cats\n  replicas: two\n"));
+        assert!(e.starts_with("env.yaml:9:13: app.replicas: "), "{e}");
+    }
+
+    #[test]
+    fn wrong_api_version_comes_first() {
+        let e = err(&MINIMAL
+            .replace("v1alpha1", "v9")
+            .replace("name: cats", "nom: cats"));
+        assert_eq!(
+            e,
+            "env.yaml:1:1: apiVersion: \"ephemera.dev/v9\" is not supported; expected ephemera.dev/v1alpha1"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_empty_files() {
+        assert!(
+            err("# nothing\n\n").starts_with("env.yaml: the file is empty"),
+            "{}",
+            err("#\n")
+        );
+        let e = err("apiVersion: [\n");
+        assert!(e.starts_with("env.yaml:"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
 }
