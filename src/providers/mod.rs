@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::record::Record;
 
+pub mod aks;
 pub mod kubeconfig;
 
 pub use kubeconfig::Kubeconfig;
