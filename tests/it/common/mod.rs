@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests.
+// Each test file uses a different subset of the helpers.
+#![allow(dead_code)]
+
+pub mod testcluster;

@@ -1,0 +1,4 @@
+//! The one integration-test binary. Shared helpers live in `common/`, tests in one file per area.
+
+mod common;
+mod testcluster;
