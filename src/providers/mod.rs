@@ -9,7 +9,10 @@ use std::path::Path;
 use crate::record::Record;
 
 pub mod aks;
+pub mod configmap;
 pub mod kubeconfig;
+pub mod local;
+pub mod probe;
 
 pub use kubeconfig::Kubeconfig;
 
