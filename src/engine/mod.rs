@@ -1,22 +1,205 @@
 //! The lifecycle engine: up, down, list, status, gc and extend.
+//!
+//! `up` is an ordered pipeline of named steps (cluster → kubeconfig → add-ons → app → report).
+//! Every step is an ensure, so a rerun after any failure, or after `kill -9` at any point,
+//! converges. Records live on the resources; the lease lives in the environment's cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::progress::{Progress, State};
 
 pub mod ci;
+pub mod down;
 pub mod gc;
+pub mod inventory;
 pub mod kube_lease;
 pub mod lease;
 pub mod notify;
+pub mod up;
+
+pub use down::{DownOptions, DownReport, down};
+pub use inventory::{
+    ExtendOptions, GcOptions, GcReport, ListOptions, StatusReport, extend, gc, list, status,
+};
+pub use up::{UpOptions, UpReport, up};
 
 /// Errors from the lifecycle engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0}")]
     Invalid(String),
+    /// The environment does not exist (for commands that need it to).
+    #[error("environment {name} does not exist ({provider}); create it with `ephemera up`")]
+    NotFound { name: String, provider: String },
+    /// `limits.maxEnvironments` is reached.
+    #[error(
+        "{file}: limits.maxEnvironments is {limit} and {count} environments of profile {profile} exist ({names}); delete one or raise the limit"
+    )]
+    LimitReached {
+        file: String,
+        profile: String,
+        limit: u32,
+        count: usize,
+        names: String,
+    },
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
+    /// A step of a pipeline failed.
+    #[error("step {step} failed")]
+    Step {
+        step: &'static str,
+        #[source]
+        source: Box<crate::Error>,
+    },
+    /// `gc` deleted some environments and failed on others.
+    #[error("gc failed to delete {failed} of {total} environments: {names}")]
+    GcIncomplete {
+        failed: usize,
+        total: usize,
+        names: String,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl EngineError {
     pub fn exit_status(&self) -> crate::ExitStatus {
+        use crate::ExitStatus::*;
         match self {
-            EngineError::Invalid(_) => crate::ExitStatus::Usage,
+            EngineError::Invalid(_)
+            | EngineError::NotFound { .. }
+            | EngineError::LimitReached { .. } => Usage,
+            EngineError::Lease(lease::LeaseError::Store(e)) => e.exit_status(),
+            EngineError::Lease(_) => LeaseHeld,
+            EngineError::Step { source, .. } => source.exit_status(),
+            EngineError::GcIncomplete { .. } | EngineError::Io { .. } => Failed,
         }
     }
+}
+
+/// One finished step, for reports and `--output json`.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    pub step: &'static str,
+    /// `done`, `skipped` or `failed`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub seconds: f64,
+}
+
+/// Runs named steps with progress and timing.
+pub(crate) struct Steps {
+    progress: Arc<dyn Progress>,
+    pub(crate) done: Vec<StepReport>,
+}
+
+impl Steps {
+    pub(crate) fn new(progress: Arc<dyn Progress>) -> Self {
+        Steps {
+            progress,
+            done: Vec::new(),
+        }
+    }
+
+    /// Runs `fut` as step `name`; its error is wrapped as [`EngineError::Step`].
+    pub(crate) async fn run<T, E>(
+        &mut self,
+        name: &'static str,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, crate::Error>
+    where
+        E: Into<crate::Error>,
+    {
+        self.progress.update("step", name, State::Started);
+        let t0 = Instant::now();
+        match fut.await {
+            Ok(v) => {
+                self.progress.update("step", name, State::Done);
+                self.done.push(StepReport {
+                    step: name,
+                    outcome: "done",
+                    detail: None,
+                    seconds: secs(t0),
+                });
+                Ok(v)
+            }
+            Err(e) => {
+                let e: crate::Error = e.into();
+                self.progress
+                    .update("step", name, State::Failed(first_line(&e)));
+                self.done.push(StepReport {
+                    step: name,
+                    outcome: "failed",
+                    detail: Some(chain(&e)),
+                    seconds: secs(t0),
+                });
+                Err(EngineError::Step {
+                    step: name,
+                    source: Box::new(e),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Records a step that had nothing to do.
+    pub(crate) fn skip(&mut self, name: &'static str, why: &str) {
+        self.progress
+            .update("step", name, State::Skipped(why.to_string()));
+        self.done.push(StepReport {
+            step: name,
+            outcome: "skipped",
+            detail: Some(why.to_string()),
+            seconds: 0.0,
+        });
+    }
+}
+
+fn secs(t0: Instant) -> f64 {
+    (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0
+}
+
+fn first_line(e: &dyn std::error::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// An error and its causes, joined with `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Where `up` writes an environment's kubeconfig when `--kubeconfig` is not given:
+/// `$XDG_STATE_HOME/ephemera/kubeconfig/<name>.yaml` (default `~/.local/state`).
+///
+/// # Errors
+/// Neither `XDG_STATE_HOME` nor `HOME` is set.
+pub fn default_kubeconfig_path(name: &str) -> Result<PathBuf, EngineError> {
+    use crate::providers::probe::{Probe, SystemProbe};
+    SystemProbe
+        .xdg_dir("XDG_STATE_HOME", ".local/state")
+        .map(|d| {
+            d.join("ephemera")
+                .join("kubeconfig")
+                .join(format!("{name}.yaml"))
+        })
+        .ok_or_else(|| {
+            EngineError::Invalid(
+                "cannot place the kubeconfig: set --kubeconfig, XDG_STATE_HOME or HOME".into(),
+            )
+        })
 }

@@ -9,12 +9,16 @@ use std::path::Path;
 use crate::record::Record;
 
 pub mod aks;
+pub mod any;
 pub mod configmap;
+pub mod kind;
 pub mod kubeconfig;
 pub mod local;
+pub mod plan;
 pub mod probe;
 
 pub use kubeconfig::Kubeconfig;
+pub use plan::{ProviderPlan, plan_request};
 
 /// What the provider is asked to ensure.
 #[derive(Clone, Debug)]

@@ -32,6 +32,8 @@ const MAX_DNS_PREFIX: usize = 54;
 const MAX_CLUSTER_NAME: usize = 63;
 /// ARM: resource group names are 1-90 characters.
 const MAX_RESOURCE_GROUP: usize = 90;
+/// AKS names the node resource group `MC_<rg>_<cluster>_<location>`, at most 80 characters.
+pub const MAX_NODE_RESOURCE_GROUP: usize = 80;
 
 /// The resource group that holds the environment's cluster.
 ///
@@ -119,6 +121,17 @@ pub fn validate(cfg: &AksConfig, env_name: &str) -> Result<(), ProviderError> {
             format!(
                 "resource group name {rg:?} is invalid (1-{MAX_RESOURCE_GROUP} letters, digits, '_', '-', '.', '(' or ')', \
                  not ending with '.')"
+            ),
+        );
+    }
+    let node_rg = format!("MC_{rg}_{env_name}_{}", normalize_location(&cfg.location));
+    if node_rg.len() > MAX_NODE_RESOURCE_GROUP {
+        return bad(
+            "resourceGroup",
+            format!(
+                "the node resource group {node_rg} would be {} characters; ARM allows {MAX_NODE_RESOURCE_GROUP} \
+                 (shorten resourceGroup.name, naming.prefix or the environment name)",
+                node_rg.len()
             ),
         );
     }
@@ -749,7 +762,23 @@ mod tests {
     fn long_names_give_a_valid_dns_prefix() {
         let name = format!("{}-{}", "a".repeat(53), "b".repeat(9));
         assert_eq!(dns_prefix(&cfg(), &name), "a".repeat(53));
-        validate(&cfg(), &name).unwrap();
+        let mut c = cfg();
+        c.resource_group = ResourceGroup {
+            strategy: ResourceGroupStrategy::Shared,
+            name: Some("rg".into()),
+        };
+        validate(&c, &name).unwrap();
+    }
+
+    #[test]
+    fn the_node_resource_group_must_fit_in_80_characters() {
+        let name = "a".repeat(50);
+        let err = validate(&cfg(), &name).unwrap_err().to_string();
+        assert!(
+            err.starts_with("provider.aks.resourceGroup: the node resource group MC_rg-ephemera-"),
+            "{err}"
+        );
+        assert!(err.contains("would be 127 characters"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,140 @@
+//! `down`: delete everything the environment owns. Idempotent, safe while an `up` runs (down
+//! takes the lease from it), and successful when nothing is left.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::kube_lease::KubeLease;
+use super::lease::{self, LeaseRecord, Operation};
+use super::{StepReport, Steps};
+use crate::progress::Progress;
+use crate::providers::any::{AnyProvider, ProviderOptions};
+use crate::providers::{Deleted, Kubeconfig, Provider, ProviderError};
+use crate::templates::Renderer;
+
+/// What `down` is asked to do.
+#[derive(Clone, Debug)]
+pub struct DownOptions {
+    pub env_file: PathBuf,
+    pub pr: Option<String>,
+    pub name: Option<String>,
+    pub templates: Option<PathBuf>,
+    /// `--kubeconfig PATH`: remove the environment's context from this file too.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// What `down` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownReport {
+    pub name: String,
+    pub provider: String,
+    /// `deleted`, or `already-gone`.
+    pub outcome: &'static str,
+    /// A run of `up` this `down` took the lease from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<String>,
+    pub steps: Vec<StepReport>,
+}
+
+/// Deletes environment `name` through `provider`, taking its lease first when the cluster is
+/// reachable (down always wins over up).
+///
+/// # Errors
+/// Provider errors; the environment may be partly deleted, and a rerun continues.
+pub async fn down_with(
+    provider: &AnyProvider,
+    name: &str,
+    kubeconfig: Option<&std::path::Path>,
+    progress: Arc<dyn Progress>,
+) -> Result<DownReport, crate::Error> {
+    let mut steps = Steps::new(progress);
+    let mut superseded = None;
+    // The lease tells a running `up` to stop at its next step. An unreachable or missing cluster
+    // has no lease to take, which is fine: there is nothing for an `up` to continue with.
+    match provider.kubeconfig(name).await {
+        Ok(kc) => match take_lease(&kc, name).await {
+            Ok(prev) => superseded = prev.map(|p| p.holder),
+            Err(e) => tracing::warn!(
+                "could not take the lease of {name} (deleting anyway): {}",
+                super::chain(&e)
+            ),
+        },
+        Err(ProviderError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(
+            "cluster of {name} is not reachable (deleting anyway): {}",
+            super::chain(&e)
+        ),
+    }
+    let deleted = steps.run("cluster", provider.delete(name)).await?;
+    for path in kubeconfig
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(super::default_kubeconfig_path(name).ok())
+    {
+        if let Err(e) = Kubeconfig::remove_from(&path, name) {
+            tracing::warn!(
+                "removing context {name} from {}: {}",
+                path.display(),
+                super::chain(&e)
+            );
+        }
+        if path
+            .file_name()
+            .is_some_and(|f| f == format!("{name}.yaml").as_str())
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(DownReport {
+        name: name.to_string(),
+        provider: provider.kind().to_string(),
+        outcome: match deleted {
+            Deleted::Deleted => "deleted",
+            Deleted::AlreadyGone => "already-gone",
+        },
+        superseded,
+        steps: steps.done,
+    })
+}
+
+async fn take_lease(kc: &Kubeconfig, name: &str) -> Result<Option<LeaseRecord>, crate::Error> {
+    let client = kc.client().await?;
+    let store = KubeLease::new(client, name);
+    let me = LeaseRecord::new(
+        lease::run_id(Timestamp::now()),
+        Operation::Down,
+        Timestamp::now(),
+        super::up::LEASE_DURATION,
+    );
+    let fut = lease::acquire(&store, name, &me);
+    // A cluster that hangs must not keep `down` from deleting it.
+    match tokio::time::timeout(std::time::Duration::from_secs(20), fut).await {
+        Ok(r) => Ok(r.map_err(super::EngineError::from)?),
+        Err(_) => Err(super::EngineError::Invalid("timed out taking the lease".into()).into()),
+    }
+}
+
+/// `down` from an environment file and a PR or name.
+///
+/// # Errors
+/// Bad input (exit 2) before anything is deleted; then as [`down_with`].
+pub async fn down(
+    opts: &DownOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<DownReport, crate::Error> {
+    let env = crate::config::load(&opts.env_file)?;
+    let (name, _) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
+    let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
+    down_with(
+        &provider,
+        name.as_str(),
+        opts.kubeconfig.as_deref(),
+        progress,
+    )
+    .await
+}

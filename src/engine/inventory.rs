@@ -1,0 +1,263 @@
+//! `list`, `status`, `extend` and `gc`: reading and changing records that live on resources.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde::Serialize;
+
+use super::EngineError;
+use super::gc::{OpenPrs, Reason, select};
+use super::kube_lease::KubeLease;
+use super::lease::{LeaseRecord, LeaseStore};
+use crate::config::Environment;
+use crate::progress::Progress;
+use crate::providers::Provider;
+use crate::providers::any::{AnyProvider, ProviderOptions};
+use crate::record::Record;
+use crate::templates::Renderer;
+
+/// Which environments to look at.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub env_file: PathBuf,
+    pub templates: Option<PathBuf>,
+}
+
+fn provider_for(
+    env_file: &std::path::Path,
+    templates: Option<&std::path::Path>,
+) -> Result<(Environment, AnyProvider), crate::Error> {
+    let env = crate::config::load(env_file)?;
+    let renderer = Arc::new(Renderer::new(templates)?);
+    let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
+    Ok((env, provider))
+}
+
+/// One row of `list`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    #[serde(flatten)]
+    pub record: Record,
+    /// `active` or `expired`.
+    pub state: &'static str,
+    pub age_seconds: i64,
+}
+
+/// Lists the environments the provider of `opts.env_file` can see, sorted by name.
+///
+/// # Errors
+/// A listing error: it never means "nothing exists".
+pub async fn list(opts: &ListOptions) -> Result<Vec<Listed>, crate::Error> {
+    let (_, provider) = provider_for(&opts.env_file, opts.templates.as_deref())?;
+    let now = Timestamp::now();
+    let mut out: Vec<Listed> = provider
+        .list()
+        .await?
+        .into_iter()
+        .map(|r| Listed {
+            state: if r.is_expired(now) {
+                "expired"
+            } else {
+                "active"
+            },
+            age_seconds: now.duration_since(r.created_at).as_secs(),
+            record: r,
+        })
+        .collect();
+    out.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+    Ok(out)
+}
+
+async fn find(provider: &AnyProvider, name: &str) -> Result<Record, crate::Error> {
+    provider
+        .list()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            EngineError::NotFound {
+                name: name.to_string(),
+                provider: provider.kind().to_string(),
+            }
+            .into()
+        })
+}
+
+/// What `status` shows.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub record: Record,
+    pub state: &'static str,
+    /// The run holding the lease right now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseRecord>,
+    /// Installed add-ons as `name=version`, from the add-on record in `kube-system`.
+    pub addons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::app::RolloutStatus>,
+    /// Why a part could not be read (the cluster is stopped, the app is not deployed yet).
+    pub notes: Vec<String>,
+}
+
+/// The status of environment `name` (from `--pr`/`--name`).
+///
+/// # Errors
+/// [`EngineError::NotFound`] (exit 2) when the provider has no such environment.
+pub async fn status(
+    opts: &ListOptions,
+    pr: Option<&str>,
+    name: Option<&str>,
+) -> Result<StatusReport, crate::Error> {
+    let (env, provider) = provider_for(&opts.env_file, opts.templates.as_deref())?;
+    let (name, _) = crate::plan::target(&env, pr, name)?;
+    let record = find(&provider, name.as_str()).await?;
+    let now = Timestamp::now();
+    let mut report = StatusReport {
+        state: if record.is_expired(now) {
+            "expired"
+        } else {
+            "active"
+        },
+        record,
+        lease: None,
+        addons: Vec::new(),
+        rollout: None,
+        notes: Vec::new(),
+    };
+    let client = match provider.kubeconfig(name.as_str()).await {
+        Ok(kc) => kc.client().await?,
+        Err(e) => {
+            report
+                .notes
+                .push(format!("cluster not reachable: {}", super::chain(&e)));
+            return Ok(report);
+        }
+    };
+    match KubeLease::new(client.clone(), name.as_str()).read().await {
+        Ok(l) => report.lease = l.map(|(l, _)| l).filter(|l| !l.is_expired(now)),
+        Err(e) => report
+            .notes
+            .push(format!("lease unreadable: {}", super::chain(&e))),
+    }
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
+    match cms.get_opt(super::up::ADDONS_CONFIGMAP).await {
+        Ok(Some(cm)) => {
+            if let Some(list) = cm.data.as_ref().and_then(|d| d.get("addons")) {
+                report.addons = list
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
+        }
+        Ok(None) => report.notes.push("add-ons not installed yet".into()),
+        Err(e) => report.notes.push(format!("add-on record unreadable: {e}")),
+    }
+    match crate::app::status(&client, &env.app.name, &env.app.name).await {
+        Ok(s) => report.rollout = Some(s),
+        Err(e) => report.notes.push(format!("app: {}", super::chain(&e))),
+    }
+    Ok(report)
+}
+
+/// What `extend` changes.
+#[derive(Clone, Debug)]
+pub struct ExtendOptions {
+    pub list: ListOptions,
+    pub pr: Option<String>,
+    pub name: Option<String>,
+    /// How much later the environment expires; counted from the later of now and the current
+    /// expiry, so extending an expired environment revives it.
+    pub by: std::time::Duration,
+}
+
+/// Moves an environment's `expires-at`.
+///
+/// # Errors
+/// [`EngineError::NotFound`] (exit 2); provider errors writing the record.
+pub async fn extend(opts: &ExtendOptions) -> Result<Record, crate::Error> {
+    let (env, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
+    let (name, _) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let mut record = find(&provider, name.as_str()).await?;
+    let base = record.expires_at.max(Timestamp::now());
+    let by = SignedDuration::from_secs(i64::try_from(opts.by.as_secs()).unwrap_or(i64::MAX));
+    record.expires_at = base
+        .checked_add(by)
+        .map_err(|_| EngineError::Invalid("--by is too large".into()))?;
+    provider.update_record(&record).await?;
+    Ok(record)
+}
+
+/// What `gc` is asked to do.
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    pub list: ListOptions,
+    pub open_prs: Option<OpenPrs>,
+    pub dry_run: bool,
+}
+
+/// What `gc` did (or would do, with `dry_run`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub examined: usize,
+    pub collected: Vec<Collected>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collected {
+    pub name: String,
+    pub reason: Reason,
+    /// `deleted`, `already-gone`, `would-delete` or `failed: ...`.
+    pub outcome: String,
+}
+
+/// Deletes expired environments, and with `open_prs`, those whose PR is no longer open.
+///
+/// # Errors
+/// A listing error aborts before anything is deleted. Failed deletions are reported and make the
+/// run fail ([`EngineError::GcIncomplete`]) after the others are done.
+pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcReport, crate::Error> {
+    let (_, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
+    let records = provider.list().await?;
+    let chosen = select(&records, Timestamp::now(), opts.open_prs.as_ref());
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        examined: records.len(),
+        collected: Vec::new(),
+    };
+    let mut failed = Vec::new();
+    for (record, reason) in chosen {
+        let outcome = if opts.dry_run {
+            "would-delete".to_string()
+        } else {
+            match super::down::down_with(&provider, &record.name, None, progress.clone()).await {
+                Ok(r) => r.outcome.to_string(),
+                Err(e) => {
+                    failed.push(record.name.clone());
+                    format!("failed: {}", super::chain(&e))
+                }
+            }
+        };
+        report.collected.push(Collected {
+            name: record.name,
+            reason,
+            outcome,
+        });
+    }
+    if !failed.is_empty() {
+        return Err(EngineError::GcIncomplete {
+            failed: failed.len(),
+            total: report.collected.len(),
+            names: failed.join(", "),
+        }
+        .into());
+    }
+    Ok(report)
+}

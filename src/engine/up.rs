@@ -1,0 +1,442 @@
+//! `up`: plan, then cluster → kubeconfig → add-ons → app → report, each step an ensure.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::kube_lease::KubeLease;
+use super::lease::{self, LeaseRecord, LeaseStore, Operation};
+use super::{EngineError, StepReport, Steps};
+use crate::addons::ResolvedAddon;
+use crate::config::Environment;
+use crate::plan::{Manifest, Plan};
+use crate::progress::Progress;
+use crate::providers::any::{AnyProvider, ProviderOptions};
+use crate::providers::{ClusterRequest, Kubeconfig, Provider};
+use crate::record::Record;
+use crate::templates::Renderer;
+
+/// How long a run's lease lasts without renewal; a killed run frees it after this.
+pub const LEASE_DURATION: Duration = Duration::from_secs(300);
+
+/// The ConfigMap in `kube-system` that remembers which add-ons are installed, for the fast path.
+pub const ADDONS_CONFIGMAP: &str = "ephemera-addons";
+
+/// What `up` is asked to do.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// The plan inputs: env file, PR or name, image, untrusted metadata, ttl, templates.
+    pub request: crate::plan::Request,
+    /// `--manifests DIR`: an offline bundle of upstream manifests.
+    pub manifests: Option<PathBuf>,
+    /// `--kubeconfig PATH`: merge the environment's context into this file.
+    pub kubeconfig: Option<PathBuf>,
+    /// Keep a cluster this run created when a later step fails.
+    pub keep_on_failure: bool,
+    /// Deadline for each waiting step (add-ons ready, rollout settled, URL answering).
+    pub timeout: Duration,
+    /// Accept an invalid certificate when probing the URL (selfsigned or staging issuers only).
+    pub insecure: bool,
+}
+
+/// What `up` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpReport {
+    pub name: String,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<u64>,
+    pub image: String,
+    /// This run created the cluster.
+    pub created: bool,
+    pub url: Option<String>,
+    /// Pods are simulated and nothing serves traffic (the local provider).
+    pub simulated: bool,
+    pub kubeconfig: PathBuf,
+    pub expires_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portal_url: Option<String>,
+    pub addons: Vec<AddonVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::app::RolloutStatus>,
+    pub steps: Vec<StepReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AddonVersion {
+    pub name: String,
+    pub version: String,
+}
+
+/// Plans and creates (or converges) an environment.
+///
+/// # Errors
+/// Bad input before anything is created (exit 2); a step's failure wrapped as
+/// [`EngineError::Step`] (its cause decides the exit status); [`EngineError::Lease`] when a
+/// newer run or a `down` holds the environment (exit 4). When this run created the cluster and a
+/// later step fails, the cluster is deleted unless `keep_on_failure`.
+pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpReport, crate::Error> {
+    // Everything that can be wrong with the input is found here, before anything is created.
+    let mut request = opts.request.clone();
+    request.now = None; // `up` stamps real time; `--now` is for reproducible plans.
+    let plan = crate::plan::run(&request)?;
+    let env = crate::config::load(&request.env_file)?;
+    let renderer = Arc::new(Renderer::new(request.templates.as_deref())?);
+    let record = Record::from_pairs(&plan.summary.record)
+        .map_err(|e| EngineError::Invalid(format!("planned record is unreadable: {e}")))?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    let provider = AnyProvider::from_env(
+        &env,
+        renderer.clone(),
+        &ProviderOptions {
+            keep_on_failure: opts.keep_on_failure,
+        },
+    )?;
+    check_limit(&env, &request, &provider, &record.name).await?;
+
+    let mut steps = Steps::new(progress.clone());
+    let name = record.name.clone();
+    let req = ClusterRequest {
+        name: name.clone(),
+        record: record.clone(),
+    };
+    let ensured = steps.run("cluster", provider.ensure(&req)).await?;
+    let created = ensured.created;
+    let rest = converge(
+        opts, &env, &plan, &renderer, &provider, ensured, &mut steps, progress,
+    )
+    .await;
+    match rest {
+        Ok(report) => Ok(report),
+        Err(e) if created && !opts.keep_on_failure && !is_superseded(&e) => {
+            tracing::warn!(
+                "up failed after creating {name}; deleting it (pass --keep-on-failure to keep it)"
+            );
+            if let Err(cleanup) = provider.delete(&name).await {
+                tracing::error!(
+                    "deleting the half-made environment {name} failed: {}",
+                    super::chain(&cleanup)
+                );
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A run that lost its lease to a newer `up` or a `down` must not delete what the winner uses.
+fn is_superseded(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Engine(EngineError::Lease(_)))
+}
+
+async fn check_limit(
+    env: &Environment,
+    request: &crate::plan::Request,
+    provider: &AnyProvider,
+    name: &str,
+) -> Result<(), crate::Error> {
+    let Some(limit) = env.limits.max_environments else {
+        return Ok(());
+    };
+    let existing: Vec<String> = provider
+        .list()
+        .await?
+        .into_iter()
+        .filter(|r| r.env_file.as_deref() == Some(env.metadata.name.as_str()) && r.name != name)
+        .map(|r| r.name)
+        .collect();
+    if existing.len() >= limit as usize {
+        return Err(EngineError::LimitReached {
+            file: request.env_file.display().to_string(),
+            profile: env.metadata.name.clone(),
+            limit,
+            count: existing.len(),
+            names: existing.join(", "),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn converge(
+    opts: &UpOptions,
+    env: &Environment,
+    plan: &Plan,
+    renderer: &Arc<Renderer>,
+    provider: &AnyProvider,
+    ensured: crate::providers::Ensured,
+    steps: &mut Steps,
+    progress: Arc<dyn Progress>,
+) -> Result<UpReport, crate::Error> {
+    let name = ensured.record.name.clone();
+    let mut warnings = Vec::new();
+
+    let (kubeconfig, path) = steps
+        .run(
+            "kubeconfig",
+            write_kubeconfig(provider, &name, opts.kubeconfig.as_deref()),
+        )
+        .await?;
+    let client = kubeconfig.client().await?;
+
+    let store = KubeLease::new(client.clone(), &name);
+    let me = LeaseRecord::new(
+        lease::run_id(Timestamp::now()),
+        Operation::Up,
+        Timestamp::now(),
+        LEASE_DURATION,
+    );
+    if let Some(previous) = lease::acquire(&store, &name, &me)
+        .await
+        .map_err(EngineError::from)?
+    {
+        let w = format!(
+            "superseding an older up of {name} ({}); it stops at its next step",
+            previous.holder
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+
+    let fingerprint = addons_fingerprint(&plan.addons);
+    let installed = installed_fingerprint(&client).await;
+    if !ensured.created && installed.as_deref() == Some(fingerprint.as_str()) {
+        steps.skip("addons", "already installed at these versions");
+    } else {
+        steps
+            .run(
+                "addons",
+                install_addons(
+                    &client,
+                    &name,
+                    env,
+                    plan,
+                    renderer,
+                    opts,
+                    progress.clone(),
+                    &fingerprint,
+                ),
+            )
+            .await?;
+    }
+    lease::check_and_renew(&store, &name, &me)
+        .await
+        .map_err(EngineError::from)?;
+
+    let deadline = Instant::now() + opts.timeout;
+    let rollout = steps
+        .run(
+            "app",
+            apply_app(&client, &name, env, &plan.manifests, deadline),
+        )
+        .await?;
+    lease::check_and_renew(&store, &name, &me)
+        .await
+        .map_err(EngineError::from)?;
+
+    let mut record = ensured.record.clone();
+    let url = plan.summary.url.clone();
+    let report_deadline = Instant::now() + opts.timeout;
+    if let Some(u) = &url {
+        let insecure = opts.insecure;
+        let issuer = env.tls.issuer;
+        let health = env.app.health_path.clone();
+        let serves = ensured.serves_traffic;
+        steps
+            .run("report", async {
+                let accept_invalid = crate::app::accept_invalid_certs(issuer, insecure)?;
+                crate::app::report_url(u, &health, serves, report_deadline, accept_invalid).await
+            })
+            .await?;
+        if record.url.as_deref() != Some(u)
+            || record.expires_at != plan.summary.expires_at && ensured.created
+        {
+            record.url = Some(u.clone());
+            provider.update_record(&record).await?;
+        }
+    } else {
+        steps.skip(
+            "report",
+            "the host is known only once the load balancer has an address",
+        );
+    }
+    if let Err(e) = store.release(&me.holder).await {
+        tracing::warn!("releasing the lease of {name}: {}", super::chain(&e));
+    }
+
+    Ok(UpReport {
+        name,
+        provider: provider.kind().to_string(),
+        pr: record.pr,
+        image: plan.summary.image.reference.clone(),
+        created: ensured.created,
+        url,
+        simulated: !ensured.serves_traffic,
+        kubeconfig: path,
+        expires_at: record.expires_at,
+        resource_id: ensured.resource_id,
+        portal_url: ensured.portal_url,
+        addons: plan
+            .addons
+            .iter()
+            .map(|a| AddonVersion {
+                name: a.name.clone(),
+                version: a.version.clone(),
+            })
+            .collect(),
+        rollout,
+        steps: steps.done.clone(),
+        warnings,
+    })
+}
+
+async fn write_kubeconfig(
+    provider: &AnyProvider,
+    name: &str,
+    target: Option<&std::path::Path>,
+) -> Result<(Kubeconfig, PathBuf), crate::Error> {
+    let kc = provider.kubeconfig(name).await?.renamed(name);
+    let path = match target {
+        Some(p) => {
+            kc.merge_into(p)?;
+            p.to_path_buf()
+        }
+        None => {
+            let p = super::default_kubeconfig_path(name)?;
+            kc.write_to(&p)?;
+            p
+        }
+    };
+    Ok((kc, path))
+}
+
+/// A digest of what the add-on step would install: versions, sources, values and overlays.
+pub fn addons_fingerprint(addons: &[ResolvedAddon]) -> String {
+    let json = serde_json::to_vec(addons).unwrap_or_default();
+    hex::encode(Sha256::digest(&json))
+}
+
+async fn installed_fingerprint(client: &kube::Client) -> Option<String> {
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
+    let cm = api.get_opt(ADDONS_CONFIGMAP).await.ok()??;
+    cm.data?.get("fingerprint").cloned()
+}
+
+async fn record_fingerprint(
+    client: &kube::Client,
+    env_name: &str,
+    addons: &[ResolvedAddon],
+    fingerprint: &str,
+) -> Result<(), crate::Error> {
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
+    let versions: Vec<String> = addons
+        .iter()
+        .map(|a| format!("{}={}", a.name, a.version))
+        .collect();
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": ADDONS_CONFIGMAP,
+            "namespace": "kube-system",
+            "labels": { crate::labels::MANAGED_BY: crate::MANAGER, crate::labels::ENVIRONMENT: env_name },
+        },
+        "data": { "fingerprint": fingerprint, "addons": versions.join(",") },
+    });
+    api.patch(
+        ADDONS_CONFIGMAP,
+        &PatchParams::apply(crate::MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| {
+        crate::kube::KubeError::api(
+            format!("recording installed add-ons in kube-system/{ADDONS_CONFIGMAP}"),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn install_addons(
+    client: &kube::Client,
+    name: &str,
+    env: &Environment,
+    plan: &Plan,
+    renderer: &Arc<Renderer>,
+    opts: &UpOptions,
+    progress: Arc<dyn Progress>,
+    fingerprint: &str,
+) -> Result<(), crate::Error> {
+    let _ = (client, name, env, renderer, opts, progress);
+    if plan.addons.is_empty() {
+        return record_fingerprint(client, name, &plan.addons, fingerprint).await;
+    }
+    Err(EngineError::Invalid("add-on installation is not wired into up yet".into()).into())
+}
+
+async fn apply_app(
+    client: &kube::Client,
+    name: &str,
+    env: &Environment,
+    manifests: &[Manifest],
+    deadline: Instant,
+) -> Result<Option<crate::app::RolloutStatus>, crate::Error> {
+    let mut objects = Vec::with_capacity(manifests.len());
+    for m in manifests {
+        let obj = crate::kube::manifest::from_value(m.object.clone()).map_err(|e| {
+            EngineError::Invalid(format!(
+                "{}: {} is not a Kubernetes object: {e}",
+                m.template,
+                m.id()
+            ))
+        })?;
+        objects.push(obj);
+    }
+    let opts = crate::kube::ApplyOptions {
+        labels: [
+            (
+                crate::labels::MANAGED_BY.to_string(),
+                crate::MANAGER.to_string(),
+            ),
+            (crate::labels::ENVIRONMENT.to_string(), name.to_string()),
+            (crate::labels::COMPONENT.to_string(), "app".to_string()),
+        ]
+        .into(),
+        // The app's objects are ephemera's alone: `deploy` sets the image under its own field
+        // manager, and a later `up` with a new image takes that field back.
+        force: true,
+        origin: format!("app {}", env.app.name),
+        ..Default::default()
+    };
+    crate::kube::Applier::new(client.clone())
+        .apply(objects, &opts)
+        .await?;
+    if env.app.gitops.is_some() {
+        // Argo CD owns the Rollout; its Application's health is the app's readiness.
+        return Ok(None);
+    }
+    let status = crate::app::wait_for(
+        client,
+        &env.app.name,
+        &env.app.name,
+        crate::app::Goal::Settled,
+        deadline,
+    )
+    .await?;
+    Ok(Some(status))
+}
