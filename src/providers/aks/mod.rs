@@ -371,42 +371,8 @@ impl Aks {
 
     async fn delete_cluster(&self, name: &str, deadline: Instant) -> Result<bool, ProviderError> {
         let url = self.cluster_url(name, "")?;
-        let what = format!("cluster {name}");
-        let op = format!("deleting {what}");
-        let mut deleted = false;
-        for _ in 0..ROUNDS {
-            let r = self.arm.get(&url, &op).await?;
-            if r.status == StatusCode::NOT_FOUND {
-                return Ok(deleted);
-            }
-            if !r.status.is_success() {
-                return Err(r.into_error(&op));
-            }
-            Self::owned(&r.body, name, &what)?;
-            if provisioning_state(&r.body).is_some_and(|s| s.eq_ignore_ascii_case("Deleting")) {
-                self.arm
-                    .settle(&url, &format!("{what} (already being deleted)"), deadline)
-                    .await?;
-                deleted = true;
-                continue;
-            }
-            tracing::info!("deleting {what}");
-            let d = self.arm.send(Method::DELETE, &url, None, &[], &op).await?;
-            match d.status.as_u16() {
-                204 | 404 => return Ok(deleted),
-                200 | 202 => {
-                    self.arm
-                        .wait(&d, &url, true, &format!("deletion of {what}"), deadline)
-                        .await?;
-                    deleted = true;
-                }
-                409 if d.is_operation_in_progress() => {
-                    self.arm.settle(&url, &what, deadline).await?;
-                }
-                _ => return Err(d.into_error(&op)),
-            }
-        }
-        Err(not_converging(&op))
+        self.delete_owned(&url, name, &format!("cluster {name}"), true, deadline)
+            .await
     }
 
     async fn delete_resource_group(
@@ -419,33 +385,61 @@ impl Aks {
         }
         let rg = self.resource_group(name);
         let url = self.rg_url(&rg)?;
-        let what = format!("resource group {rg}");
+        self.delete_owned(&url, name, &format!("resource group {rg}"), false, deadline)
+            .await
+    }
+
+    /// Deletes the resource at `url` if it carries environment `name`'s record, and polls to
+    /// the end. Gone (404, 204) is success. A resource that is not ours is an error when
+    /// `foreign_is_error`, else it is left in place with a warning. Returns whether this call
+    /// saw it deleted.
+    async fn delete_owned(
+        &self,
+        url: &Url,
+        name: &str,
+        what: &str,
+        foreign_is_error: bool,
+        deadline: Instant,
+    ) -> Result<bool, ProviderError> {
         let op = format!("deleting {what}");
         let mut deleted = false;
         for _ in 0..ROUNDS {
-            let r = self.arm.get(&url, &op).await?;
+            let r = self.arm.get(url, &op).await?;
             if r.status == StatusCode::NOT_FOUND {
                 return Ok(deleted);
             }
             if !r.status.is_success() {
                 return Err(r.into_error(&op));
             }
-            if let Err(e) = Self::owned(&r.body, name, &what) {
-                tracing::warn!("{e}; leaving it in place");
-                return Ok(deleted);
+            match Self::owned(&r.body, name, what) {
+                Ok(_) => {}
+                Err(e) if foreign_is_error => return Err(e),
+                Err(e) => {
+                    tracing::warn!("{e}; leaving it in place");
+                    return Ok(deleted);
+                }
+            }
+            if provisioning_state(&r.body).is_some_and(|s| s.eq_ignore_ascii_case("Deleting")) {
+                self.arm
+                    .settle(url, &format!("{what} (already being deleted)"), deadline)
+                    .await?;
+                deleted = true;
+                continue;
             }
             tracing::info!("deleting {what}");
-            let d = self.arm.send(Method::DELETE, &url, None, &[], &op).await?;
+            let d = self.arm.send(Method::DELETE, url, None, &[], &op).await?;
             match d.status.as_u16() {
                 204 | 404 => return Ok(deleted),
                 200 | 202 => {
                     self.arm
-                        .wait(&d, &url, true, &format!("deletion of {what}"), deadline)
+                        .wait(&d, url, true, &format!("deletion of {what}"), deadline)
                         .await?;
                     deleted = true;
                 }
                 409 => {
-                    self.arm.settle(&url, &what, deadline).await?;
+                    // Another operation (a create, an update) is running: wait it out, then
+                    // delete again.
+                    self.arm.settle(url, what, deadline).await?;
                 }
                 _ => return Err(d.into_error(&op)),
             }
