@@ -4,6 +4,7 @@
 //! config → plan → provider → kube → add-ons → app → engine.
 
 pub mod config;
+pub mod doctor;
 pub mod names;
 pub mod templates;
 pub mod plan;

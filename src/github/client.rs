@@ -322,7 +322,7 @@ fn gave_up(
         attempts,
         elapsed: deadline.started.elapsed(),
         last: if last.is_empty() {
-            "no time left in the budget".into()
+            "not tried, the call's time budget was used up by earlier failures".into()
         } else {
             last
         },

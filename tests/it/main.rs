@@ -3,3 +3,4 @@
 mod common;
 mod testcluster;
 mod local;
+mod github;

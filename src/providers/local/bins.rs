@@ -86,6 +86,18 @@ impl Search {
     /// [`ProviderError::MissingTool`] naming every missing binary, where it looked, and how to
     /// build or point at them.
     pub fn find(&self, probe: &impl Probe) -> Result<Binaries, ProviderError> {
+        let (found, missing) = self.locate(probe);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        Err(ProviderError::MissingTool {
+            tool: "the local control plane".into(),
+            hint: self.hint(&missing),
+        })
+    }
+
+    /// The components found (each in the first directory that has it) and those missing.
+    pub fn locate(&self, probe: &impl Probe) -> (Binaries, Vec<&'static str>) {
         let mut found = Binaries::new();
         let mut missing = Vec::new();
         for c in COMPONENTS {
@@ -101,13 +113,7 @@ impl Search {
                 None => missing.push(c),
             }
         }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        Err(ProviderError::MissingTool {
-            tool: "the local control plane".into(),
-            hint: self.hint(&missing),
-        })
+        (found, missing)
     }
 
     /// What is missing where, and how to fix it, for errors and `doctor`.

@@ -2,4 +2,5 @@
 // Each test file uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod fake_github;
 pub mod testcluster;
