@@ -4,3 +4,5 @@ mod common;
 mod testcluster;
 mod local;
 mod github;
+mod kind;
+mod doctor;
