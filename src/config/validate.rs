@@ -146,15 +146,22 @@ fn aks(a: &AksConfig) -> Check {
             );
         }
     }
-    // The provider's own checks (network plugin, tier, version, pool sizes, tags). The name only
-    // matters for length checks, which `plan` and `up` repeat with the real name.
-    crate::providers::aks::spec::validate(a, "pr-1").map_err(|e| {
-        let text = e.to_string();
-        match text.split_once(": ") {
-            Some((path, message)) if path.starts_with(p) => (path.to_string(), message.to_string()),
-            _ => (p.to_string(), text),
+    // The provider's own checks (network plugin, tier, version, pool sizes, tags), with a
+    // sample name. Checks that depend on the name (cluster, resource group and node resource
+    // group names) mention it; they are skipped here and made with the real name by `plan` and
+    // `up`.
+    const SAMPLE: &str = "pr-1";
+    match crate::providers::aks::spec::validate(a, SAMPLE) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            match text.split_once(": ") {
+                _ if text.contains(SAMPLE) => Ok(()),
+                Some((path, message)) if path.starts_with(p) => fail(path, message),
+                _ => fail(p, text),
+            }
         }
-    })
+    }
 }
 
 fn cloud(c: &Cloud) -> Check {

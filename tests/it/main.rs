@@ -6,3 +6,6 @@ mod local;
 mod github;
 mod kind;
 mod doctor;
+mod bad_input;
+mod cli;
+mod plan;

@@ -2,5 +2,6 @@
 // Each test file uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fake_github;
 pub mod testcluster;

@@ -1,0 +1,28 @@
+//! Logs: tracing to stderr, filtered by RUST_LOG or -v/-q, as text or JSON.
+
+use tracing_subscriber::EnvFilter;
+
+use super::{LogFormat, Settings};
+
+/// The default level for the verbosity flags.
+fn level(s: &Settings) -> &'static str {
+    match (s.quiet, s.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    }
+}
+
+/// Installs the global subscriber. RUST_LOG, when set and valid, wins over -v/-q.
+pub fn init(s: &Settings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(s)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match s.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}

@@ -1,0 +1,206 @@
+//! The command line: clap structs, settings, one module per subcommand, the printer.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ephemera::ExitStatus;
+
+pub mod abort;
+pub mod deploy;
+pub mod doctor;
+pub mod down;
+pub mod extend;
+pub mod gc;
+pub mod kubeconfig;
+pub mod list;
+pub mod logging;
+pub mod plan;
+pub mod printer;
+pub mod promote;
+pub mod status;
+pub mod up;
+
+/// Short-lived preview environments for pull requests.
+#[derive(Debug, Parser)]
+#[command(name = "ephemera", version, propagate_version = true, term_width = 100)]
+#[command(
+    about = "Short-lived preview environments for pull requests: a cluster, add-ons, the PR's image as a canary."
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 timed out, 4 lease held."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More logs on stderr (-v info, -vv debug, -vvv trace); RUST_LOG takes precedence.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr: no progress, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Results on stdout as text or JSON.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Log lines as text or JSON.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Kubeconfig file to write or use (mode 0600).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Template directory overriding the embedded templates file by file.
+    #[arg(long, global = true, value_name = "DIR", env = "EPHEMERA_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// Directory of upstream add-on manifests (the offline bundle).
+    #[arg(long, global = true, value_name = "DIR", env = "EPHEMERA_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The environment file and which environment of it.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").args(["pr", "name"]).required(true))]
+pub struct TargetArgs {
+    /// Environment file, e.g. environments/pr-aks.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub env: PathBuf,
+    /// Pull request number; names the environment pr-<N> (with naming.prefix).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pr: Option<String>,
+    /// Environment name instead of a PR (an ad-hoc environment).
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub name: Option<String>,
+}
+
+/// Strings that come with a PR; data only, recorded as annotations.
+#[derive(Debug, Args)]
+pub struct PrDataArgs {
+    /// The PR's branch (default: GITHUB_HEAD_REF).
+    #[arg(long, value_name = "BRANCH", allow_hyphen_values = true)]
+    pub branch: Option<String>,
+    /// The PR's title.
+    #[arg(long, value_name = "TITLE", allow_hyphen_values = true)]
+    pub title: Option<String>,
+    /// owner/name of the repository (default: GITHUB_REPOSITORY).
+    #[arg(long, value_name = "OWNER/NAME", allow_hyphen_values = true)]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Up(up::UpArgs),
+    Down(down::DownArgs),
+    List(list::ListArgs),
+    Status(status::StatusArgs),
+    Gc(gc::GcArgs),
+    Plan(plan::PlanArgs),
+    Kubeconfig(kubeconfig::KubeconfigArgs),
+    Deploy(deploy::DeployArgs),
+    Promote(promote::PromoteArgs),
+    Abort(abort::AbortArgs),
+    Extend(extend::ExtendArgs),
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Resolved global settings, passed to every subcommand.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub verbose: u8,
+    pub quiet: bool,
+    pub output: OutputFormat,
+    pub log_format: LogFormat,
+    pub kubeconfig: Option<PathBuf>,
+    pub templates: Option<PathBuf>,
+    pub manifests: Option<PathBuf>,
+}
+
+impl From<&Cli> for Settings {
+    fn from(cli: &Cli) -> Self {
+        let g = &cli.global;
+        Settings {
+            verbose: g.verbose,
+            quiet: g.quiet,
+            output: g.output,
+            log_format: g.log_format,
+            kubeconfig: g.kubeconfig.clone(),
+            templates: g.templates.clone(),
+            manifests: g.manifests.clone(),
+        }
+    }
+}
+
+/// A subcommand whose engine does not exist yet. Never reported as success.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: not implemented yet")]
+pub struct NotImplemented(pub &'static str);
+
+/// Runs one subcommand.
+///
+/// # Errors
+/// Whatever the subcommand reports; [`exit_status`] maps it to the exit code.
+pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let printer = printer::Printer::new(settings);
+    tracing::debug!(kubeconfig = ?settings.kubeconfig, templates = ?settings.templates, manifests = ?settings.manifests, "settings");
+    match command {
+        Command::Plan(a) => plan::run(a, settings, &printer),
+        Command::Up(a) => up::run(a, settings),
+        Command::Down(a) => down::run(a, settings),
+        Command::List(a) => list::run(a, settings),
+        Command::Status(a) => status::run(a, settings),
+        Command::Gc(a) => gc::run(a, settings),
+        Command::Kubeconfig(a) => kubeconfig::run(a, settings),
+        Command::Deploy(a) => deploy::run(a, settings),
+        Command::Promote(a) => promote::run(a, settings),
+        Command::Abort(a) => abort::run(a, settings),
+        Command::Extend(a) => extend::run(a, settings),
+        Command::Doctor(a) => doctor::run(a, settings),
+    }
+}
+
+/// The exit status for an error: the library's own mapping, 2 for unbuilt subcommands, else 1.
+pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
+    if let Some(e) = err.downcast_ref::<ephemera::Error>() {
+        e.exit_status()
+    } else if err.downcast_ref::<NotImplemented>().is_some() {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Failed
+    }
+}
+
+/// Checks the environment file and the target before reporting that `command` is not built, so
+/// bad input is reported the same way by every subcommand.
+fn not_implemented(command: &'static str, target: &TargetArgs) -> anyhow::Result<ExitStatus> {
+    let loaded = ephemera::config::load_with_source(&target.env).map_err(ephemera::Error::from)?;
+    ephemera::plan::target(&loaded.env, target.pr.as_deref(), target.name.as_deref())
+        .map_err(ephemera::Error::from)?;
+    Err(NotImplemented(command).into())
+}
+
+/// As [`not_implemented`], for subcommands that take only an environment file.
+fn not_implemented_env(
+    command: &'static str,
+    env: Option<&std::path::Path>,
+) -> anyhow::Result<ExitStatus> {
+    if let Some(env) = env {
+        ephemera::config::load(env).map_err(ephemera::Error::from)?;
+    }
+    Err(NotImplemented(command).into())
+}

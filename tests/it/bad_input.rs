@@ -1,0 +1,457 @@
+//! Bad input, through the real binary: each case exits 2 with one line on stderr that names the
+//! place (file:line:col and field, or the flag), prints nothing on stdout, and never panics.
+
+use std::path::Path;
+
+use crate::common::cli::{ephemera, stderr, stdout};
+
+const IMAGE: &str = "ghcr.io/acme/cats:sha-1234";
+
+/// A valid environment; cases edit it.
+const BASE: &str = "\
+apiVersion: ephemera.dev/v1alpha1
+kind: Environment
+metadata:
+  name: t
+provider:
+  local:
+    nodes: 1
+addons:
+  argoCd:
+    enabled: false
+app:
+  name: cats
+  replicas: 1
+  canary:
+    steps:
+    - setWeight: 20
+    - pause:
+        duration: 30s
+    - setWeight: 100
+tls:
+  issuer: selfsigned
+ttl: 2h
+";
+
+enum Input {
+    /// The base file with `from` replaced by `to`.
+    Edit(&'static str, &'static str),
+    /// A file with exactly this text.
+    File(&'static str),
+    /// The base file, plus these arguments instead of `--pr 7`.
+    Args(&'static [&'static str]),
+}
+
+struct Case {
+    name: &'static str,
+    input: Input,
+    /// Must appear in the error line.
+    expect: &'static str,
+}
+
+const fn case(name: &'static str, input: Input, expect: &'static str) -> Case {
+    Case {
+        name,
+        input,
+        expect,
+    }
+}
+
+use Input::*;
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "unknown field",
+            Edit("  replicas: 1\n", "  replicas: 1\n  colour: blue\n"),
+            ":14:3: app.colour: unknown field `colour`",
+        ),
+        case(
+            "wrong type",
+            Edit("replicas: 1", "replicas: two"),
+            ":13:13: app.replicas: invalid u32",
+        ),
+        case(
+            "pr zero",
+            Args(&["--pr", "0"]),
+            "--pr: \"0\" is not a pull request number",
+        ),
+        case(
+            "pr negative",
+            Args(&["--pr", "-1"]),
+            "--pr: \"-1\" is not a pull request number",
+        ),
+        case(
+            "pr not a number",
+            Args(&["--pr", "abc"]),
+            "--pr: \"abc\" is not a pull request number",
+        ),
+        case(
+            "name of 80 characters",
+            Args(&[
+                "--name",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ]),
+            "--name: environment name is 80 characters; at most 40",
+        ),
+        case(
+            "name with underscore",
+            Args(&["--name", "my_env"]),
+            "--name: \"my_env\" is not a DNS-1123 label",
+        ),
+        case(
+            "image with a newline",
+            Args(&["--pr", "7", "--image", "ghcr.io/acme/cats:sha\n-1234"]),
+            "--image: \"ghcr.io/acme/cats:sha\\n-1234\" is not an image reference",
+        ),
+        case(
+            "image with upper case",
+            Args(&["--pr", "7", "--image", "ghcr.io/Acme/cats:1"]),
+            "--image: \"ghcr.io/Acme/cats:1\" is not an image reference",
+        ),
+        case(
+            "no image anywhere",
+            Args(&["--pr", "7", "--image-from-file-only"]),
+            "--image: no image",
+        ),
+        case(
+            "branch with control characters",
+            Args(&["--pr", "7", "--branch", "main\u{1b}[31m"]),
+            "--branch: ",
+        ),
+        case(
+            "overlong repository",
+            Args(&[
+                "--pr",
+                "7",
+                "--repository",
+                "acme/ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+            ]),
+            "--repository: longer than 256 characters",
+        ),
+        case(
+            "bad --now",
+            Args(&["--pr", "7", "--now", "yesterday"]),
+            "--now: \"yesterday\" is not an RFC 3339 time",
+        ),
+        case(
+            "--ttl out of range",
+            Args(&["--pr", "7", "--ttl", "90d"]),
+            "--ttl: \"90d\" is outside 10m..30d",
+        ),
+        case(
+            "bad apiVersion",
+            Edit("ephemera.dev/v1alpha1", "ephemera.dev/v2"),
+            ":1:1: apiVersion: \"ephemera.dev/v2\" is not supported",
+        ),
+        case(
+            "bad kind",
+            Edit("kind: Environment", "kind: Deployment"),
+            ":2:1: kind: \"Deployment\" is not supported; expected Environment",
+        ),
+        case(
+            "setWeight 0",
+            Edit("setWeight: 20", "setWeight: 0"),
+            ":16:7: app.canary.steps[0].setWeight: must be 1..100",
+        ),
+        case(
+            "setWeight 101",
+            Edit("setWeight: 20", "setWeight: 101"),
+            ":16:7: app.canary.steps[0].setWeight: must be 1..100",
+        ),
+        case(
+            "last weight not 100",
+            Edit("setWeight: 100", "setWeight: 60"),
+            ":19:7: app.canary.steps[2].setWeight: the last setWeight is 60",
+        ),
+        case(
+            "bad ttl",
+            Edit("ttl: 2h", "ttl: forever"),
+            ":22:1: ttl: \"forever\" is not a duration",
+        ),
+        case(
+            "bad pause duration",
+            Edit("duration: 30s", "duration: soon"),
+            ":18:9: app.canary.steps[1].pause.duration: \"soon\" is not a duration",
+        ),
+        case(
+            "missing env file",
+            Args(&[
+                "--pr",
+                "7",
+                "--env-file",
+                "environments/does-not-exist.yaml",
+            ]),
+            "environments/does-not-exist.yaml: no such file",
+        ),
+        case(
+            "not YAML",
+            File("apiVersion: ephemera.dev/v1alpha1\nkind: [Environment\n"),
+            ".yaml:",
+        ),
+        case(
+            "empty file",
+            File("\n# nothing here\n"),
+            ".yaml: the file is empty",
+        ),
+        case(
+            "a list, not a mapping",
+            File("- a\n- b\n"),
+            ".yaml:1:1: expected a mapping with apiVersion",
+        ),
+        case(
+            "two documents",
+            File("apiVersion: ephemera.dev/v1alpha1\n---\nkind: Environment\n"),
+            ".yaml:",
+        ),
+        case(
+            "slack webhook inline",
+            Edit(
+                "ttl: 2h\n",
+                "ttl: 2h\nnotifications:\n  slack:\n    webhookEnv: https://hooks.slack.com/services/T000/B000/SECRET\n",
+            ),
+            ":25:5: notifications.slack.webhookEnv: holds a URL",
+        ),
+        case(
+            "port out of range",
+            Edit("  replicas: 1\n", "  replicas: 1\n  port: 70000\n"),
+            ":14:9: app.port: invalid u16",
+        ),
+        case(
+            "unknown provider",
+            Edit("  local:\n    nodes: 1\n", "  gke: {}\n"),
+            ":6:3: provider: unknown variant `gke`",
+        ),
+        case(
+            "bad base domain",
+            Edit("tls:\n", "routing:\n  baseDomain: not a domain\ntls:\n"),
+            ":21:3: routing.baseDomain: \"not a domain\" is not a domain",
+        ),
+        case(
+            "unknown host variable",
+            Edit(
+                "tls:\n",
+                "routing:\n  baseDomain: acme.dev\n  host: \"{{env}}.{{region}}.{{baseDomain}}\"\ntls:\n",
+            ),
+            ":22:3: routing.host: unknown variable `region`",
+        ),
+        case(
+            "unknown add-on version",
+            Edit(
+                "addons:\n",
+                "addons:\n  certManager:\n    version: v0.0.1\n",
+            ),
+            ":10:5: addons.certManager.version: cert-manager has no version v0.0.1",
+        ),
+        case(
+            "autoscale min above max",
+            File(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: westeurope\n    resourceGroup:\n      strategy: perEnvironment\n    systemPool:\n      autoscale:\n        min: 5\n        max: 2\napp:\n  name: cats\n",
+            ),
+            ":13:9: provider.aks.systemPool.autoscale.min: min 5 is greater than max 2",
+        ),
+        case(
+            "azure location with spaces",
+            File(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: West Europe\n    resourceGroup:\n      strategy: shared\n      name: rg\napp:\n  name: cats\n",
+            ),
+            ":8:5: provider.aks.location: \"West Europe\" is not an Azure region name",
+        ),
+        case(
+            "node resource group too long",
+            File(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: australiasoutheast\n    resourceGroup:\n      strategy: perEnvironment\n      name: rg-previews-for-the-cats-team-in-the-southern-region\napp:\n  name: cats\n",
+            ),
+            ":9:5: provider.aks.resourceGroup: the node resource group MC_rg-previews-for-the-cats-team-in-the-southern-region-pr-7_pr-7_australiasoutheast would be 84 characters",
+        ),
+        case(
+            "missing template variable",
+            Args(&[
+                "--pr",
+                "7",
+                "--templates-with",
+                "app/20-rollout.yaml.hbs",
+                "kind: Rollout\nmetadata:\n  name: {{yaml nope}}\n",
+            ]),
+            "templates/app/20-rollout.yaml.hbs:3: missing variable `nope`",
+        ),
+        case(
+            "template syntax error",
+            Args(&[
+                "--pr",
+                "7",
+                "--templates-with",
+                "app/20-rollout.yaml.hbs",
+                "kind: {{#if x}}\n",
+            ]),
+            "templates/app/20-rollout.yaml.hbs:",
+        ),
+        case(
+            "template renders no object",
+            Args(&[
+                "--pr",
+                "7",
+                "--templates-with",
+                "app/90-extra.yaml.hbs",
+                "just: data\n",
+            ]),
+            "templates/app/90-extra.yaml.hbs: rendered a document without apiVersion, kind and metadata.name",
+        ),
+    ]
+}
+
+/// Runs one case; returns the error line.
+fn run_case(c: &Case, dir: &Path) -> (Option<i32>, String, String) {
+    let env = dir.join("env.yaml");
+    let text = match &c.input {
+        Edit(from, to) => {
+            assert!(
+                BASE.contains(from),
+                "{}: the base file has no {from:?}",
+                c.name
+            );
+            BASE.replacen(from, to, 1)
+        }
+        File(t) => t.to_string(),
+        Args(_) => BASE.to_string(),
+    };
+    std::fs::write(&env, text).unwrap();
+    let mut env_arg = env.to_str().unwrap().to_string();
+    let mut args: Vec<String> = vec![];
+    let mut image = true;
+    match &c.input {
+        Args(a) => {
+            let mut it = a.iter();
+            while let Some(arg) = it.next() {
+                match *arg {
+                    "--image-from-file-only" => image = false,
+                    "--env-file" => env_arg = it.next().unwrap().to_string(),
+                    "--templates-with" => {
+                        let (name, body) = (it.next().unwrap(), it.next().unwrap());
+                        let t = dir.join("templates");
+                        let p = t.join(name);
+                        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                        std::fs::write(&p, body).unwrap();
+                        args.extend(["--templates".to_string(), t.to_str().unwrap().to_string()]);
+                    }
+                    "--image" => {
+                        image = false;
+                        args.extend(["--image".to_string(), it.next().unwrap().to_string()]);
+                    }
+                    other => args.push(other.to_string()),
+                }
+            }
+        }
+        _ => args.extend(["--pr".to_string(), "7".to_string()]),
+    }
+    let mut cmd = ephemera();
+    cmd.args(["plan", "--env", &env_arg]).args(&args);
+    if !args.iter().any(|a| a == "--now") {
+        cmd.args(["--now", "2026-11-28T10:00:00Z"]);
+    }
+    if image {
+        cmd.args(["--image", IMAGE]);
+    }
+    let o = cmd.output().unwrap();
+    (o.status.code(), stdout(&o), stderr(&o))
+}
+
+#[test]
+fn every_bad_input_exits_2_with_one_line_naming_the_place() {
+    let cases = cases();
+    assert!(cases.len() >= 25, "the issue asks for at least 25 cases");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out, err) = run_case(c, dir.path());
+        let problems = [
+            (code != Some(2)).then(|| format!("exit code {code:?}, not 2")),
+            err.contains("panicked").then(|| "panicked".to_string()),
+            (err.lines().count() != 1).then(|| "not exactly one line on stderr".to_string()),
+            (!err.starts_with("error: ")).then(|| "does not start with `error: `".to_string()),
+            (!err.contains(c.expect)).then(|| format!("does not contain {:?}", c.expect)),
+            (!out.is_empty()).then(|| "printed on stdout".to_string()),
+        ];
+        for p in problems.into_iter().flatten() {
+            failures.push(format!("{}: {p}\n    stderr: {err:?}", c.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_secret_in_the_wrong_field_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = case(
+        "slack webhook inline",
+        Edit(
+            "ttl: 2h\n",
+            "ttl: 2h\nnotifications:\n  slack:\n    webhookEnv: https://hooks.slack.com/services/T000/B000/SECRET\n",
+        ),
+        "",
+    );
+    let (_, _, err) = run_case(&c, dir.path());
+    assert!(!err.contains("SECRET"), "{err}");
+}
+
+#[test]
+fn file_errors_name_the_file_as_given() {
+    let o = ephemera()
+        .args([
+            "plan",
+            "--env",
+            "environments/missing.yaml",
+            "--pr",
+            "1",
+            "--image",
+            IMAGE,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: environments/missing.yaml: no such file\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["plan", "--env", "environments/local.yaml"],
+        vec![
+            "plan",
+            "--env",
+            "environments/local.yaml",
+            "--pr",
+            "1",
+            "--name",
+            "x",
+        ],
+        vec![
+            "plan",
+            "--env",
+            "environments/local.yaml",
+            "--pr",
+            "1",
+            "--output",
+            "xml",
+        ],
+        vec!["frobnicate"],
+    ] {
+        let o = ephemera().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}

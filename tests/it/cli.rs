@@ -1,0 +1,174 @@
+//! The command line itself: help, exit codes, the error chain, logs on stderr.
+
+use crate::common::cli::{NOW, ephemera, run, stderr, stdout, yaml_docs};
+
+const SUBCOMMANDS: [&str; 12] = [
+    "up",
+    "down",
+    "list",
+    "status",
+    "gc",
+    "plan",
+    "kubeconfig",
+    "deploy",
+    "promote",
+    "abort",
+    "extend",
+    "doctor",
+];
+
+#[test]
+fn help_lists_every_subcommand() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("cli_help", stdout(&o));
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    for sub in SUBCOMMANDS {
+        let o = run(&[sub, "--help"]);
+        assert!(o.status.success(), "{sub}");
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!("Example:\n  ephemera {sub} ")),
+            "{sub} --help has no example:\n{out}"
+        );
+        for flag in [
+            "--output",
+            "--log-format",
+            "--kubeconfig",
+            "-v, --verbose",
+            "-q, --quiet",
+        ] {
+            assert!(out.contains(flag), "{sub} --help lacks {flag}");
+        }
+    }
+}
+
+#[test]
+fn plan_help_snapshot() {
+    insta::assert_snapshot!("cli_plan_help", stdout(&run(&["plan", "--help"])));
+}
+
+#[test]
+fn unbuilt_subcommands_exit_2_and_never_fake_success() {
+    let target = ["--env", "environments/local.yaml", "--pr", "7"];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("up", target.to_vec()),
+        ("down", target.to_vec()),
+        ("status", target.to_vec()),
+        ("kubeconfig", target.to_vec()),
+        ("deploy", target.to_vec()),
+        ("promote", target.to_vec()),
+        ("abort", target.to_vec()),
+        ("extend", [&target[..], &["--by", "2h"]].concat()),
+        ("list", vec!["--env", "environments/local.yaml"]),
+        ("gc", vec!["--env", "environments/local.yaml", "--dry-run"]),
+        ("doctor", vec![]),
+    ];
+    for (sub, args) in cases {
+        let o = ephemera().arg(sub).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{sub}: {}", stderr(&o));
+        assert_eq!(stderr(&o), format!("error: {sub}: not implemented yet\n"));
+        assert_eq!(stdout(&o), "", "{sub}");
+    }
+}
+
+#[test]
+fn unbuilt_subcommands_still_check_their_input_first() {
+    let o = run(&["up", "--env", "environments/local.yaml", "--pr", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("error: --pr: \"0\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn version() {
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        format!("ephemera {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn logs_go_to_stderr_as_json_and_results_stay_on_stdout() {
+    let o = run(&[
+        "plan",
+        "--env",
+        "environments/local.yaml",
+        "--pr",
+        "7",
+        "--image",
+        "ghcr.io/acme/cats:1",
+        "--now",
+        NOW,
+        "-vv",
+        "--log-format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(!lines.is_empty(), "-vv logs something");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"));
+        assert!(v["level"].is_string(), "{l}");
+    }
+    assert!(err.contains("planning"), "{err}");
+    // stdout is still exactly the plan.
+    assert!(yaml_docs(&stdout(&o)).len() > 5);
+}
+
+#[test]
+fn rust_log_controls_logs() {
+    let base = [
+        "plan",
+        "--env",
+        "environments/local.yaml",
+        "--pr",
+        "7",
+        "--image",
+        "ghcr.io/acme/cats:1",
+        "--now",
+        NOW,
+    ];
+    let quiet = ephemera().args(base).output().unwrap();
+    assert_eq!(stderr(&quiet), "", "no logs at the default level");
+    let loud = ephemera()
+        .args(base)
+        .env("RUST_LOG", "ephemera=debug")
+        .output()
+        .unwrap();
+    assert!(stderr(&loud).contains("planning"), "{}", stderr(&loud));
+    assert_eq!(quiet.stdout, loud.stdout);
+}
+
+#[test]
+fn errors_print_a_chain_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("file");
+    std::fs::write(&out, "not a directory").unwrap();
+    let o = run(&[
+        "plan",
+        "--env",
+        "environments/local.yaml",
+        "--pr",
+        "7",
+        "--image",
+        "ghcr.io/acme/cats:1",
+        "--out",
+        out.join("plan").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("error: creating "), "{err}");
+    assert!(lines[1].starts_with("Caused by: "), "{err}");
+}
