@@ -163,16 +163,16 @@ pub fn render(d: &CommentData) -> String {
     }
 
     s.push_str("Extend or tear down:\n\n");
-    let mut cmds = format!("ephemera extend {} --by 24h\n", d.name.as_str());
-    match &d.env_file {
-        Some(f) => cmds.push_str(&format!(
-            "ephemera down --env {} --pr {}\n",
-            shell_word(f),
-            d.pr
-        )),
-        None => cmds.push_str(&format!("ephemera down --name {}\n", d.name.as_str())),
-    }
-    s.push_str(&fenced("sh", cmds.trim_end()));
+    let env_file = d
+        .env_file
+        .as_deref()
+        .map(shell_word)
+        .unwrap_or_else(|| "<environment file>".into());
+    let cmds = format!(
+        "ephemera extend --env {env_file} --pr {pr} --by 24h\nephemera down --env {env_file} --pr {pr}",
+        pr = d.pr
+    );
+    s.push_str(&fenced("sh", &cmds));
     s.push('\n');
     footer(&mut s, d);
     s
@@ -355,9 +355,12 @@ mod tests {
     }
 
     #[test]
-    fn minimal_comment_points_down_at_the_name() {
+    fn minimal_comment_still_shows_the_commands() {
         let body = render(&CommentData::new(name("pr-7"), 7, CommentState::Up));
-        assert!(body.contains("ephemera down --name pr-7\n"), "{body}");
+        assert!(
+            body.contains("ephemera down --env <environment file> --pr 7\n"),
+            "{body}"
+        );
         assert!(!body.contains("| |"), "no empty table: {body}");
     }
 

@@ -96,7 +96,7 @@ async fn up_creates_one_deployment_with_a_success_status_and_one_comment() {
         "`v1.8.3`",
         "`4/4 (promoted)`",
         "2026-08-02 10:00 UTC",
-        "ephemera extend pr-42 --by 24h",
+        "ephemera extend --env environments/local.yaml --pr 42 --by 24h",
         "ephemera down --env environments/local.yaml --pr 42",
         SHA1,
     ] {
@@ -510,4 +510,427 @@ fn the_fake_runs_beside_synchronous_code() {
     assert!(w.is_empty(), "{w:?}");
     assert_eq!(fake.deployments().len(), 1);
     drop(fake);
+}
+
+// The composite action and the example workflows.
+
+mod action {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    use serde_json::Value;
+    use sha2::Digest;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn yaml(rel: &str) -> Value {
+        let text = std::fs::read_to_string(root().join(rel)).unwrap();
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    const WORKFLOWS: [&str; 4] = [
+        "scripts/github/pr-open.yml",
+        "scripts/github/pr-preview.yml",
+        "scripts/github/pr-closed.yml",
+        "scripts/github/gc.yml",
+    ];
+
+    /// Every step of a workflow or of the composite action.
+    fn steps(doc: &Value) -> Vec<Value> {
+        let mut out = Vec::new();
+        if let Some(s) = doc.pointer("/runs/steps").and_then(Value::as_array) {
+            out.extend(s.iter().cloned());
+        }
+        if let Some(jobs) = doc.get("jobs").and_then(Value::as_object) {
+            for job in jobs.values() {
+                out.extend(job["steps"].as_array().cloned().unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_expression_is_expanded_inside_a_script() {
+        for rel in std::iter::once("action.yml").chain(WORKFLOWS) {
+            let doc = yaml(rel);
+            let steps = steps(&doc);
+            assert!(!steps.is_empty(), "{rel} has steps");
+            for step in steps {
+                if let Some(run) = step.get("run").and_then(Value::as_str) {
+                    assert!(
+                        !run.contains("${{"),
+                        "{rel}: an expression inside run:\n{run}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_action_passes_every_input_through_the_environment() {
+        let doc = yaml("action.yml");
+        let run = steps(&doc)
+            .into_iter()
+            .find(|s| s["id"] == "run")
+            .expect("a step with id run");
+        let env = run["env"].as_object().unwrap();
+        let script = std::fs::read_to_string(root().join("scripts/github/run.sh")).unwrap();
+        for (input, _) in doc["inputs"].as_object().unwrap() {
+            if matches!(input.as_str(), "token" | "version") {
+                continue;
+            }
+            let var = format!("INPUT_{}", input.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                env.get(&var).and_then(Value::as_str),
+                Some(format!("${{{{ inputs.{input} }}}}").as_str()),
+                "{var}"
+            );
+            assert!(script.contains(&var), "run.sh reads {var}");
+        }
+        for key in ["url", "name", "expires-at"] {
+            assert_eq!(
+                doc["outputs"][key]["value"],
+                format!("${{{{ steps.run.outputs.{key} }}}}"),
+                "output {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_workflows_keep_pr_code_away_from_privileges() {
+        let open = yaml("scripts/github/pr-open.yml");
+        assert!(open["on"].get("pull_request").is_some());
+        assert!(open["on"].get("pull_request_target").is_none());
+        assert_eq!(open["permissions"], serde_json::json!({"contents": "read"}));
+        assert!(!serde_json::to_string(&open).unwrap().contains("id-token"));
+
+        let preview = yaml("scripts/github/pr-preview.yml");
+        assert_eq!(preview["on"]["workflow_run"]["workflows"][0], open["name"]);
+        let job = &preview["jobs"]["preview"];
+        assert_eq!(job["permissions"]["id-token"], "write");
+        assert_eq!(job["permissions"]["deployments"], "write");
+
+        let closed = yaml("scripts/github/pr-closed.yml");
+        assert!(closed["on"].get("pull_request_target").is_some());
+
+        for (rel, doc) in [("pr-preview", &preview), ("pr-closed", &closed)] {
+            assert_eq!(
+                doc["permissions"],
+                serde_json::json!({}),
+                "{rel}: no default grants"
+            );
+            for step in steps(doc) {
+                let uses = step["uses"].as_str().unwrap_or_default();
+                if uses.starts_with("actions/checkout") {
+                    assert!(
+                        step.pointer("/with/ref").is_none()
+                            && step.pointer("/with/repository").is_none(),
+                        "{rel}: the privileged workflow checks out only the default branch"
+                    );
+                }
+                if uses.starts_with("azure/login") {
+                    let with = step["with"].as_object().unwrap();
+                    assert!(
+                        with.contains_key("client-id") && !with.contains_key("creds"),
+                        "{rel}: OIDC, no secret"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A directory with stand-ins for `ephemera` and `gh` that record their arguments.
+    struct Bin {
+        dir: tempfile::TempDir,
+    }
+
+    impl Bin {
+        fn new() -> Bin {
+            let dir = tempfile::tempdir().unwrap();
+            let b = Bin { dir };
+            b.script(
+                "ephemera",
+                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGS_OUT\"\n",
+            );
+            b
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        fn script(&self, name: &str, body: &str) {
+            let p = self.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+
+        fn run(&self, script: &str, env: &[(&str, &str)]) -> Output {
+            let path = format!(
+                "{}:{}",
+                self.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let mut c = Command::new("bash");
+            c.arg(root().join("scripts/github").join(script))
+                .current_dir(self.path())
+                .env_clear()
+                .env("PATH", path)
+                .env("ARGS_OUT", self.path().join("args"))
+                .env("RUNNER_TEMP", self.path());
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            c.output().unwrap()
+        }
+
+        fn args(&self) -> Vec<String> {
+            let raw = std::fs::read(self.path().join("args")).unwrap_or_default();
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn hostile_inputs_reach_ephemera_as_single_arguments() {
+        let bin = Bin::new();
+        let branch = "x$(touch pwned1);`touch pwned2` * \"'";
+        let out = bin.run(
+            "run.sh",
+            &[
+                ("INPUT_COMMAND", "up"),
+                ("INPUT_ENV", "environments/pr aks.yaml"),
+                ("INPUT_PR", "42"),
+                ("INPUT_IMAGE", "ghcr.io/acme/shop:pr-42"),
+                ("INPUT_BRANCH", branch),
+                ("INPUT_TITLE", "Fix $HOME; rm -rf /"),
+                ("INPUT_SHA", "1111111111111111111111111111111111111111"),
+                ("INPUT_GITHUB", "true"),
+                ("INPUT_ARGS", "--ttl\n4h\n\n$(touch pwned3)\n"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            bin.args(),
+            [
+                "up",
+                "--env",
+                "environments/pr aks.yaml",
+                "--pr",
+                "42",
+                "--image",
+                "ghcr.io/acme/shop:pr-42",
+                "--branch",
+                branch,
+                "--title",
+                "Fix $HOME; rm -rf /",
+                "--sha",
+                "1111111111111111111111111111111111111111",
+                "--github",
+                "--ttl",
+                "4h",
+                "$(touch pwned3)",
+            ]
+        );
+        for f in ["pwned1", "pwned2", "pwned3"] {
+            assert!(
+                !bin.path().join(f).exists(),
+                "{f} was created: an input ran as code"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_inputs_stop_before_ephemera_runs() {
+        for (k, v) in [
+            ("INPUT_PR", "42; id"),
+            ("INPUT_PR", "0"),
+            ("INPUT_COMMAND", "up; id"),
+            ("INPUT_GITHUB", "yes"),
+        ] {
+            let bin = Bin::new();
+            let mut env = vec![("INPUT_COMMAND", "down"), ("INPUT_ENV", "e.yaml")];
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+            let out = bin.run("run.sh", &env);
+            assert_eq!(out.status.code(), Some(2), "{k}={v}");
+            assert!(bin.args().is_empty(), "{k}={v}: ephemera must not run");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("::error"),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn gc_lists_open_prs_with_gh_and_refuses_a_truncated_list() {
+        let bin = Bin::new();
+        bin.script(
+            "gh",
+            "#!/bin/sh\necho \"$@\" > \"$RUNNER_TEMP/gh-args\"\necho '[{\"number\":12},{\"number\":15}]'\n",
+        );
+        let out = bin.run(
+            "run.sh",
+            &[
+                ("INPUT_COMMAND", "gc"),
+                ("INPUT_ENV", "environments/pr-aks.yaml"),
+                ("INPUT_OPEN_PRS", "auto"),
+                ("GITHUB_REPOSITORY", "acme/shop"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let args = bin.args();
+        assert_eq!(
+            args[..4],
+            ["gc", "--env", "environments/pr-aks.yaml", "--open-prs"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&args[4]).unwrap().trim(),
+            r#"[{"number":12},{"number":15}]"#
+        );
+        let gh = std::fs::read_to_string(bin.path().join("gh-args")).unwrap();
+        assert!(
+            gh.contains("pr list --repo acme/shop --state open --json number"),
+            "{gh}"
+        );
+
+        let bin = Bin::new();
+        bin.script(
+            "gh",
+            "#!/bin/sh\nprintf '['; i=1; while [ $i -le 5000 ]; do printf '{\"number\":%d},' $i; i=$((i+1)); done; echo '{\"number\":0}]'\n",
+        );
+        let out = bin.run(
+            "run.sh",
+            &[
+                ("INPUT_COMMAND", "gc"),
+                ("INPUT_ENV", "e.yaml"),
+                ("INPUT_OPEN_PRS", "auto"),
+                ("GITHUB_REPOSITORY", "a/b"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("more than 5000 open PRs"));
+        assert!(bin.args().is_empty());
+    }
+
+    /// A release of v1.2.3 for Linux/X64, as gh would download it; `tamper` corrupts the sum.
+    fn release(bin: &Bin, tamper: bool) {
+        let rel = bin.path().join("release");
+        let stage = bin.path().join("stage");
+        std::fs::create_dir_all(&rel).unwrap();
+        std::fs::create_dir_all(&stage).unwrap();
+        let exe = stage.join("ephemera");
+        std::fs::write(&exe, "#!/bin/sh\necho 'ephemera 1.2.3 (fake release)'\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let asset = "ephemera-v1.2.3-x86_64-unknown-linux-gnu.tar.gz";
+        let ok = Command::new("tar")
+            .args(["-czf"])
+            .arg(rel.join(asset))
+            .arg("-C")
+            .arg(&stage)
+            .arg("ephemera")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut sum = hex::encode(sha2::Sha256::digest(
+            std::fs::read(rel.join(asset)).unwrap(),
+        ));
+        if tamper {
+            sum = sum.replace(&sum[..2], if &sum[..2] == "00" { "11" } else { "00" });
+        }
+        std::fs::write(
+            rel.join("SHA256SUMS"),
+            format!(
+                "{}  ephemera-v1.2.3-aarch64-apple-darwin.tar.gz\n{sum}  {asset}\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        // gh release download TAG --repo R --dir D --pattern A --pattern B: copies what matches.
+        bin.script(
+            "gh",
+            &format!(
+                "#!/bin/bash\necho \"$@\" >> \"$RUNNER_TEMP/gh-args\"\n\
+                 [ \"$1 $2\" = 'release download' ] || exit 1\n\
+                 [ \"$3\" = v1.2.3 ] || exit 1\n\
+                 dir=; pats=(); shift 3\n\
+                 while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2;; --pattern) pats+=(\"$2\"); shift 2;; *) shift;; esac; done\n\
+                 for p in \"${{pats[@]}}\"; do cp {}/\"$p\" \"$dir/\" || exit 1; done\n",
+                rel.display()
+            ),
+        );
+    }
+
+    fn install(bin: &Bin) -> Output {
+        let gh_path = bin.path().join("github-path");
+        let action_path = root();
+        bin.run(
+            "install.sh",
+            &[
+                ("GITHUB_ACTION_PATH", action_path.to_str().unwrap()),
+                ("GITHUB_ACTION_REF", "v1.2.3"),
+                ("GITHUB_ACTION_REPOSITORY", "acme/ephemera"),
+                ("GITHUB_PATH", gh_path.to_str().unwrap()),
+                ("RUNNER_OS", "Linux"),
+                ("RUNNER_ARCH", "X64"),
+            ],
+        )
+    }
+
+    #[test]
+    fn install_takes_the_referenced_release_after_checking_its_sum() {
+        let bin = Bin::new();
+        release(&bin, false);
+        let out = install(&bin);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ephemera 1.2.3 (fake release)"));
+        let added = std::fs::read_to_string(bin.path().join("github-path")).unwrap();
+        assert_eq!(
+            added.trim(),
+            bin.path().join("ephemera-bin").to_str().unwrap()
+        );
+        let gh = std::fs::read_to_string(bin.path().join("gh-args")).unwrap();
+        assert!(
+            gh.contains("release download v1.2.3 --repo acme/ephemera"),
+            "{gh}"
+        );
+    }
+
+    #[test]
+    fn install_refuses_a_release_whose_sum_does_not_match() {
+        let bin = Bin::new();
+        release(&bin, true);
+        let out = install(&bin);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !bin.path().join("ephemera-bin/ephemera").exists(),
+            "nothing installed"
+        );
+        assert!(
+            !bin.path().join("github-path").exists(),
+            "nothing added to PATH"
+        );
+    }
 }
