@@ -382,11 +382,26 @@ async fn install_addons(
     progress: Arc<dyn Progress>,
     fingerprint: &str,
 ) -> Result<(), crate::Error> {
-    let _ = (client, name, env, renderer, opts, progress);
-    if plan.addons.is_empty() {
-        return record_fingerprint(client, name, &plan.addons, fingerprint).await;
+    if !plan.addons.is_empty() {
+        let sources =
+            crate::addons::sources::SourceOptions::from_flag_or_env(opts.manifests.as_slice());
+        let mut ctx = crate::addons::install::InstallContext::new(
+            name,
+            env.provider.kind(),
+            renderer,
+            sources,
+            progress,
+        );
+        ctx.values = crate::addons::install::template_values(env);
+        ctx.wait_timeout = opts.timeout;
+        let report = crate::addons::install::install(client.clone(), &plan.addons, &ctx).await?;
+        tracing::info!(
+            environment = name,
+            seconds = report.elapsed.as_secs_f64(),
+            "add-ons installed"
+        );
     }
-    Err(EngineError::Invalid("add-on installation is not wired into up yet".into()).into())
+    record_fingerprint(client, name, &plan.addons, fingerprint).await
 }
 
 async fn apply_app(

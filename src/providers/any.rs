@@ -20,6 +20,7 @@ pub struct ProviderOptions {
 /// One of the providers.
 #[derive(Debug)]
 pub enum AnyProvider {
+    Aks(Box<super::aks::Aks>),
     Kind(KindProvider),
     Local(LocalProvider),
 }
@@ -54,6 +55,7 @@ impl AnyProvider {
 macro_rules! each {
     ($self:ident, $p:ident => $e:expr) => {
         match $self {
+            AnyProvider::Aks($p) => $e,
             AnyProvider::Kind($p) => $e,
             AnyProvider::Local($p) => $e,
         }
