@@ -9,3 +9,4 @@ mod doctor;
 mod bad_input;
 mod cli;
 mod plan;
+mod aks;

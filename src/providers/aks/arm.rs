@@ -63,6 +63,31 @@ impl Default for Timing {
     }
 }
 
+/// When a whole operation must be done, and how long it was given (for the timeout message).
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    pub at: Instant,
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now.
+    pub fn after(total: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    fn timeout(&self, what: &str, last_state: String) -> ProviderError {
+        ProviderError::Timeout {
+            what: what.to_string(),
+            seconds: self.total.as_secs(),
+            last_state,
+        }
+    }
+}
+
 /// One ARM answer, body already read.
 #[derive(Clone, Debug)]
 pub struct ArmResponse {
@@ -444,7 +469,7 @@ impl ArmClient {
         resource: &Url,
         deleting: bool,
         what: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<(), ProviderError> {
         let op = format!("waiting for {what}");
         let (mode, url) = if let Some(u) = first.header("azure-asyncoperation") {
@@ -454,7 +479,6 @@ impl ArmClient {
         } else {
             (Mode::Resource { deleting }, resource.clone())
         };
-        let started = Instant::now();
         let mut last_state = first
             .body
             .pointer("/properties/provisioningState")
@@ -464,14 +488,15 @@ impl ArmClient {
         let mut delay = first.retry_after().unwrap_or(self.timing.poll_interval);
         loop {
             let now = Instant::now();
-            if now >= deadline {
-                return Err(ProviderError::Timeout {
-                    what: what.to_string(),
-                    seconds: deadline.duration_since(started).as_secs(),
-                    last_state,
-                });
+            if now >= deadline.at {
+                return Err(deadline.timeout(what, last_state));
             }
-            tokio::time::sleep(delay.min(self.timing.retry_after_cap).min(deadline - now)).await;
+            tokio::time::sleep(
+                delay
+                    .min(self.timing.retry_after_cap)
+                    .min(deadline.at - now),
+            )
+            .await;
             let r = self.get(&url, &op).await?;
             delay = r.retry_after().unwrap_or(self.timing.poll_interval);
             match mode.judge(&r) {
@@ -506,9 +531,8 @@ impl ArmClient {
         &self,
         resource: &Url,
         what: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Option<ArmResponse>, ProviderError> {
-        let started = Instant::now();
         let op = format!("waiting for {what}");
         let mut last_state = String::from("unknown");
         loop {
@@ -526,19 +550,20 @@ impl ArmClient {
                 return Ok(Some(r));
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(ProviderError::Timeout {
-                    what: what.to_string(),
-                    seconds: deadline.duration_since(started).as_secs(),
-                    last_state: state,
-                });
+            if now >= deadline.at {
+                return Err(deadline.timeout(what, state));
             }
             if state != last_state {
                 tracing::info!("{what} is {state}; waiting for it to finish");
                 last_state = state;
             }
             let delay = r.retry_after().unwrap_or(self.timing.poll_interval);
-            tokio::time::sleep(delay.min(self.timing.retry_after_cap).min(deadline - now)).await;
+            tokio::time::sleep(
+                delay
+                    .min(self.timing.retry_after_cap)
+                    .min(deadline.at - now),
+            )
+            .await;
         }
     }
 

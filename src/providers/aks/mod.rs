@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use crate::config::{AksConfig, ResourceGroupStrategy};
 use crate::providers::probe::Probe;
@@ -28,7 +27,7 @@ pub mod credentials;
 pub mod spec;
 
 pub use arm::Timing;
-use arm::{ArmClient, ArmResponse, State, classify, provisioning_state};
+use arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state};
 use cloud::CloudEndpoints;
 use credentials::CredentialChain;
 
@@ -187,14 +186,13 @@ impl Aks {
         ))
     }
 
-    fn deadline(&self, create: bool) -> Instant {
+    fn deadline(&self, create: bool) -> Deadline {
         let t = self.arm.timing;
-        Instant::now()
-            + if create {
-                t.create_deadline
-            } else {
-                t.delete_deadline
-            }
+        Deadline::after(if create {
+            t.create_deadline
+        } else {
+            t.delete_deadline
+        })
     }
 
     /// The ownership record on a resource, or why it is not ours.
@@ -220,7 +218,7 @@ impl Aks {
         &self,
         name: &str,
         record: &Record,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<(), ProviderError> {
         let rg = self.resource_group(name);
         let url = self.rg_url(&rg)?;
@@ -369,7 +367,7 @@ impl Aks {
         }
     }
 
-    async fn delete_cluster(&self, name: &str, deadline: Instant) -> Result<bool, ProviderError> {
+    async fn delete_cluster(&self, name: &str, deadline: Deadline) -> Result<bool, ProviderError> {
         let url = self.cluster_url(name, "")?;
         self.delete_owned(&url, name, &format!("cluster {name}"), true, deadline)
             .await
@@ -378,7 +376,7 @@ impl Aks {
     async fn delete_resource_group(
         &self,
         name: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<bool, ProviderError> {
         if self.cfg.resource_group.strategy != ResourceGroupStrategy::PerEnvironment {
             return Ok(false);
@@ -399,7 +397,7 @@ impl Aks {
         name: &str,
         what: &str,
         foreign_is_error: bool,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<bool, ProviderError> {
         let op = format!("deleting {what}");
         let mut deleted = false;
@@ -463,11 +461,15 @@ impl Aks {
         let what = format!("cluster {name}");
         let op = format!("ensuring {what}");
         let mut created = false;
+        // A create whose answer was lost reads back as someone else's (412): it was ours if the
+        // record on the cluster is exactly the one we sent.
+        let mut attempted = false;
         let mut repaired = false;
         for _ in 0..ROUNDS {
             let r = self.arm.get(&url, &op).await?;
             if r.status == StatusCode::NOT_FOUND {
                 tracing::info!("creating {what} in {}", self.resource_group(name));
+                attempted = true;
                 let put = self
                     .put_cluster(
                         &url,
@@ -483,7 +485,8 @@ impl Aks {
                             .wait(&put, &url, false, &format!("creation of {what}"), deadline)
                             .await?;
                     }
-                    // Someone else created it between our GET and PUT: read it again.
+                    // Created between our GET and PUT (by someone else, or by our own PUT
+                    // whose answer was lost): read it again.
                     412 => {}
                     409 if put.is_operation_in_progress() => {
                         self.arm.settle(&url, &what, deadline).await?;
@@ -558,7 +561,7 @@ impl Aks {
                     let drift = spec::drift(&body, &r.body);
                     if drift.is_empty() {
                         return Ok(Ensured {
-                            created,
+                            created: created || (attempted && existing == record),
                             record: existing,
                             resource_id: Some(self.resource_id(name)),
                             portal_url: self.portal_url(name),
@@ -596,7 +599,7 @@ impl Aks {
         r: &ArmResponse,
         url: &Url,
         what: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<(), ProviderError> {
         match r.status.as_u16() {
             200..=202 => {

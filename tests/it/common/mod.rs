@@ -4,4 +4,5 @@
 
 pub mod cli;
 pub mod fake_github;
+pub mod fake_arm;
 pub mod testcluster;
