@@ -2,11 +2,17 @@
 //! cache), and the install graph.
 
 pub mod catalog;
+pub mod install;
+pub mod sources;
 
 pub use catalog::{
     Catalog, Dependency, ObjectCheck, Overlay, OverlayMode, ResolvedAddon, Source, Wait,
     ingress_exports,
 };
+pub use install::{
+    AddonReport, InstallContext, InstallReport, install, template_values, uninstall,
+};
+pub use sources::SourceOptions;
 
 /// Errors from add-on resolution and installation.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +34,44 @@ pub enum AddonError {
         version: String,
         known: Vec<String>,
     },
+    /// A manifest whose bytes do not match the pinned sha256: never applied.
+    #[error("{what}: {file}: sha256 mismatch: expected {expected}, got {actual}")]
+    Checksum {
+        what: String,
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    /// A manifest that cannot be read from the bundle, or may not be downloaded.
+    #[error("{what}: {message}")]
+    Source { what: String, message: String },
+    #[error("{what}: downloading {url}: {message}")]
+    Download {
+        what: String,
+        url: String,
+        message: String,
+    },
+    /// An overlay template that does not render; the message names the template and line.
+    #[error("{addon}: {error}")]
+    Template {
+        addon: String,
+        error: crate::templates::TemplateError,
+    },
+    #[error("{addon}: overlay {overlay} {message}")]
+    Overlay {
+        addon: String,
+        overlay: String,
+        message: String,
+    },
+    /// A wait step that failed or timed out; the message names the object and its last state.
+    #[error("{addon}: {error}")]
+    Wait {
+        addon: String,
+        step: String,
+        error: Box<crate::kube::KubeError>,
+    },
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
 }
 
 impl AddonError {
@@ -35,7 +79,13 @@ impl AddonError {
         match self {
             AddonError::Invalid(_)
             | AddonError::Definition { .. }
-            | AddonError::UnknownVersion { .. } => crate::ExitStatus::Usage,
+            | AddonError::UnknownVersion { .. }
+            | AddonError::Source { .. }
+            | AddonError::Template { .. }
+            | AddonError::Overlay { .. } => crate::ExitStatus::Usage,
+            AddonError::Checksum { .. } | AddonError::Download { .. } => crate::ExitStatus::Failed,
+            AddonError::Wait { error, .. } => error.exit_status(),
+            AddonError::Kube(error) => error.exit_status(),
         }
     }
 }

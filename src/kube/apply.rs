@@ -1,0 +1,574 @@
+//! Server-side apply of arbitrary objects, in a safe order, with one field manager.
+//!
+//! Order: CustomResourceDefinitions first (then wait until Established and until discovery serves
+//! their kinds), then Namespaces, then everything else, with workloads after their configuration
+//! and admission webhooks last, so a webhook never blocks the objects installed with it. Inside each
+//! phase objects are applied concurrently, with bounded parallelism. Transient errors (apiserver
+//! restarting or overloaded, a webhook not serving yet) are retried with capped exponential backoff.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use ::kube::core::GroupVersionKind;
+use ::kube::discovery::{ApiCapabilities, Discovery, Scope};
+use backon::Retryable;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tokio::sync::{Mutex, RwLock};
+
+use super::manifest::ObjectId;
+use super::wait::{self, crd_established};
+use super::{FieldConflict, KubeError, backoff, is_transient};
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// The server-side apply field manager.
+    pub field_manager: String,
+    /// Take over fields owned by other managers. Off unless explicitly asked for.
+    pub force: bool,
+    /// Objects applied at once.
+    pub parallelism: usize,
+    /// Added to every object's `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Namespace for namespaced objects that name none.
+    pub default_namespace: Option<String>,
+    /// How long CRDs may take to become Established.
+    pub crd_timeout: Duration,
+    /// How long one request may take before it is retried.
+    pub request_timeout: Duration,
+    /// Total backoff for transient errors of one object.
+    pub retry_for: Duration,
+    /// Where the objects came from, for messages (e.g. `argo-cd v3.5.1`).
+    pub origin: String,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            field_manager: crate::MANAGER.to_string(),
+            force: false,
+            parallelism: 8,
+            labels: BTreeMap::new(),
+            default_namespace: None,
+            crd_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            retry_for: Duration::from_secs(120),
+            origin: "manifest".into(),
+        }
+    }
+}
+
+/// One applied object as the apiserver returned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub id: ObjectId,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub generation: Option<i64>,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    pub objects: Vec<Applied>,
+    /// Transient errors that were retried.
+    pub retries: usize,
+}
+
+/// Applies objects to one cluster. Holds a discovery cache shared by concurrent applies, refreshed
+/// when a kind is missing (after CRDs are installed).
+#[derive(Clone)]
+pub struct Applier {
+    client: ::kube::Client,
+    discovery: Arc<RwLock<Option<Discovery>>>,
+    refresh: Arc<Mutex<u64>>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Phase {
+    Crds,
+    Namespaces,
+    Config,
+    Workloads,
+    Admission,
+}
+
+fn phase(id: &ObjectId) -> Phase {
+    match (id.group(), id.kind.as_str()) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => Phase::Crds,
+        ("", "Namespace") => Phase::Namespaces,
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch", "Job" | "CronJob")
+        | ("", "Pod" | "ReplicationController") => Phase::Workloads,
+        ("admissionregistration.k8s.io", _) => Phase::Admission,
+        _ => Phase::Config,
+    }
+}
+
+/// One attempt's failure: the API's, or no answer within the request timeout.
+#[derive(Debug)]
+enum Attempt {
+    Kube(::kube::Error),
+    NoAnswer,
+}
+
+impl Attempt {
+    fn transient(&self) -> bool {
+        match self {
+            Attempt::Kube(e) => is_transient(e) && !is_field_conflict(e),
+            Attempt::NoAnswer => true,
+        }
+    }
+}
+
+fn is_field_conflict(err: &::kube::Error) -> bool {
+    matches!(err, ::kube::Error::Api(s) if s.code == 409)
+}
+
+/// The conflicts of a server-side apply 409, from the status causes (or the message).
+fn field_conflicts(err: &::kube::Error) -> Vec<FieldConflict> {
+    let ::kube::Error::Api(status) = err else {
+        return Vec::new();
+    };
+    let mut out: Vec<FieldConflict> = status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .filter(|c| c.reason == "FieldManagerConflict")
+                .map(|c| FieldConflict {
+                    manager: manager_of(&c.message),
+                    field: c.field.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if out.is_empty() {
+        // `Apply failed with 1 conflict: conflict with "kubectl" using v1: .data.color`
+        for part in status.message.split("conflict with ").skip(1) {
+            let manager = manager_of(&format!("conflict with {part}"));
+            let field = part
+                .rsplit(": ")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            out.push(FieldConflict { manager, field });
+        }
+    }
+    out
+}
+
+/// The manager named in `conflict with "NAME" ...`.
+fn manager_of(message: &str) -> String {
+    message.split('"').nth(1).unwrap_or(message).to_string()
+}
+
+impl Applier {
+    pub fn new(client: ::kube::Client) -> Self {
+        Applier {
+            client,
+            discovery: Arc::new(RwLock::new(None)),
+            refresh: Arc::new(Mutex::new(0)),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    pub fn client(&self) -> &::kube::Client {
+        &self.client
+    }
+
+    /// Re-reads the API groups the cluster serves, unless another task did so since `seen`.
+    async fn refresh(&self, seen: u64, retry_for: Duration) -> Result<(), KubeError> {
+        let mut refreshed = self.refresh.lock().await;
+        if *refreshed != seen {
+            return Ok(());
+        }
+        let client = self.client.clone();
+        let fresh = (|| async {
+            match Discovery::new(client.clone()).run_aggregated().await {
+                Ok(d) => Ok(d),
+                // Clusters before 1.26 have no aggregated discovery.
+                Err(e)
+                    if super::status_code(&e) == Some(404)
+                        || super::status_code(&e) == Some(406) =>
+                {
+                    Discovery::new(client.clone()).run().await
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .retry(backoff(retry_for))
+        .when(is_transient)
+        .await
+        .map_err(|e| KubeError::api("discovering the cluster's API resources", e))?;
+        *self.discovery.write().await = Some(fresh);
+        *refreshed += 1;
+        self.generation
+            .store(*refreshed, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn lookup(&self, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
+        self.discovery
+            .read()
+            .await
+            .as_ref()
+            .and_then(|d| d.resolve_gvk(gvk))
+    }
+
+    /// The API resource serving `api_version`/`kind`, refreshing discovery once on a miss.
+    ///
+    /// # Errors
+    /// [`KubeError::UnknownKind`] when the cluster does not serve it; discovery failures.
+    pub async fn resolve(
+        &self,
+        id: &ObjectId,
+        origin: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), KubeError> {
+        let (group, version) = match id.api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), id.api_version.clone()),
+        };
+        let gvk = GroupVersionKind {
+            group,
+            version,
+            kind: id.kind.clone(),
+        };
+        let seen = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(found) = self.lookup(&gvk).await {
+            return Ok(found);
+        }
+        self.refresh(seen, Duration::from_secs(60)).await?;
+        self.lookup(&gvk)
+            .await
+            .ok_or_else(|| KubeError::UnknownKind {
+                origin: origin.to_string(),
+                object: id.to_string(),
+                api_version: id.api_version.clone(),
+                kind: id.kind.clone(),
+            })
+    }
+
+    fn api(&self, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
+            None => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    /// Applies `objects` with server-side apply. A later object with the same identity replaces an
+    /// earlier one. Every object gets `opts.labels`.
+    ///
+    /// # Errors
+    /// - [`KubeError::UnknownKind`] for a kind the cluster does not serve (never skipped);
+    /// - [`KubeError::Conflict`] naming the other field manager and the field, unless `force`;
+    /// - [`KubeError::Timeout`] for CRDs that do not become Established;
+    /// - [`KubeError::Api`] naming the object for anything else, after retrying transient errors.
+    pub async fn apply(
+        &self,
+        objects: Vec<DynamicObject>,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyReport, KubeError> {
+        let mut unique: Vec<DynamicObject> = Vec::new();
+        let mut index: BTreeMap<(String, String, Option<String>, String), usize> = BTreeMap::new();
+        for mut obj in objects {
+            super::manifest::add_labels(&mut obj, &opts.labels);
+            let key = ObjectId::of(&obj).group_kind_key();
+            match index.get(&key) {
+                Some(&i) => unique[i] = obj,
+                None => {
+                    index.insert(key, unique.len());
+                    unique.push(obj);
+                }
+            }
+        }
+        let mut phases: BTreeMap<Phase, Vec<DynamicObject>> = BTreeMap::new();
+        for obj in unique {
+            phases
+                .entry(phase(&ObjectId::of(&obj)))
+                .or_default()
+                .push(obj);
+        }
+        let mut report = ApplyReport::default();
+        for (p, objs) in phases {
+            let crds: Vec<String> = objs
+                .iter()
+                .filter_map(|o| o.metadata.name.clone())
+                .collect();
+            let futs: Vec<BoxFuture<'_, Result<(Applied, usize), KubeError>>> = objs
+                .into_iter()
+                .map(|o| self.apply_one(o, opts).boxed())
+                .collect();
+            let applied: Vec<(Applied, usize)> = futures::stream::iter(futs)
+                .buffer_unordered(opts.parallelism.max(1))
+                .try_collect()
+                .await?;
+            for (a, retries) in applied {
+                report.objects.push(a);
+                report.retries += retries;
+            }
+            if p == Phase::Crds {
+                self.await_crds(&crds, opts).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Waits until every CRD is Established, then until discovery serves its kinds.
+    async fn await_crds(&self, names: &[String], opts: &ApplyOptions) -> Result<(), KubeError> {
+        let crd_ar = ApiResource {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            plural: "customresourcedefinitions".into(),
+        };
+        let established = crd_established();
+        let futs: Vec<BoxFuture<'_, Result<Option<DynamicObject>, KubeError>>> = names
+            .iter()
+            .map(|n| {
+                wait::wait_object(
+                    &self.client,
+                    &crd_ar,
+                    None,
+                    n,
+                    &established,
+                    opts.crd_timeout,
+                )
+                .boxed()
+            })
+            .collect();
+        let served: Vec<DynamicObject> = futures::stream::iter(futs)
+            .buffer_unordered(opts.parallelism.max(1))
+            .try_filter_map(|o| async move { Ok(o) })
+            .try_collect()
+            .await?;
+        // Kinds the cluster must now serve: every served version of every CRD.
+        let mut wanted = Vec::new();
+        for crd in &served {
+            let spec = &crd.data["spec"];
+            let group = spec["group"].as_str().unwrap_or_default();
+            let kind = spec["names"]["kind"].as_str().unwrap_or_default();
+            for v in spec["versions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                if v["served"].as_bool() == Some(true)
+                    && let Some(version) = v["name"].as_str()
+                {
+                    wanted.push(GroupVersionKind {
+                        group: group.into(),
+                        version: version.into(),
+                        kind: kind.into(),
+                    });
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + opts.crd_timeout;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let mut missing = None;
+            for gvk in &wanted {
+                if self.lookup(gvk).await.is_none() {
+                    missing = Some(gvk.clone());
+                    break;
+                }
+            }
+            let Some(gvk) = missing else { return Ok(()) };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KubeError::Timeout {
+                    object: format!("discovery of {}/{} {}", gvk.group, gvk.version, gvk.kind),
+                    seconds: opts.crd_timeout.as_secs(),
+                    last_state:
+                        "its CustomResourceDefinition is Established but the API is not listed yet"
+                            .into(),
+                });
+            }
+            let seen = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+            self.refresh(seen, opts.retry_for).await?;
+            if self.lookup(&gvk).await.is_none() {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+
+    async fn apply_one(
+        &self,
+        mut obj: DynamicObject,
+        opts: &ApplyOptions,
+    ) -> Result<(Applied, usize), KubeError> {
+        let id = ObjectId::of(&obj);
+        let (ar, caps) = self.resolve(&id, &opts.origin).await?;
+        let namespace = match caps.scope {
+            Scope::Namespaced => Some(
+                obj.metadata
+                    .namespace
+                    .clone()
+                    .or_else(|| opts.default_namespace.clone())
+                    .unwrap_or_else(|| "default".to_string()),
+            ),
+            Scope::Cluster => None,
+        };
+        obj.metadata.namespace = namespace.clone();
+        let id = ObjectId::of(&obj);
+        let name = id.name.clone();
+        let api = self.api(&ar, namespace.as_deref());
+        let mut params = PatchParams::apply(&opts.field_manager);
+        params.force = opts.force;
+        let retries = std::sync::atomic::AtomicUsize::new(0);
+        let result = (|| async {
+            match tokio::time::timeout(
+                opts.request_timeout,
+                api.patch(&name, &params, &Patch::Apply(&obj)),
+            )
+            .await
+            {
+                Ok(Ok(o)) => Ok(o),
+                Ok(Err(e)) => Err(Attempt::Kube(e)),
+                Err(_) => Err(Attempt::NoAnswer),
+            }
+        })
+        .retry(backoff(opts.retry_for))
+        .when(Attempt::transient)
+        .notify(|e, after| {
+            retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let why = match e {
+                Attempt::Kube(e) => short(e),
+                Attempt::NoAnswer => {
+                    format!("no answer within {}s", opts.request_timeout.as_secs())
+                }
+            };
+            tracing::debug!(object = %id, retry_in = ?after, "applying: {why}");
+        })
+        .await;
+        let retries = retries.into_inner();
+        match result {
+            Ok(o) => Ok((
+                Applied {
+                    id,
+                    uid: o.metadata.uid,
+                    resource_version: o.metadata.resource_version,
+                    generation: o.metadata.generation,
+                },
+                retries,
+            )),
+            Err(Attempt::Kube(e)) if is_field_conflict(&e) => Err(KubeError::Conflict {
+                object: id.to_string(),
+                conflicts: field_conflicts(&e),
+            }),
+            Err(Attempt::Kube(e)) => Err(KubeError::api(
+                format!("applying {id} (from {})", opts.origin),
+                e,
+            )),
+            Err(Attempt::NoAnswer) => Err(KubeError::Timeout {
+                object: format!("the apiserver to apply {id}"),
+                seconds: opts.retry_for.as_secs(),
+                last_state: format!(
+                    "no answer within {}s per attempt",
+                    opts.request_timeout.as_secs()
+                ),
+            }),
+        }
+    }
+}
+
+/// One line about an API error, without the Debug dump kube's Display appends.
+pub(crate) fn short(err: &::kube::Error) -> String {
+    match err {
+        ::kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
+    }
+}
+
+/// The distinct kinds in `objects`, for messages.
+pub fn kinds(objects: &[DynamicObject]) -> BTreeSet<String> {
+    objects.iter().map(|o| ObjectId::of(o).kind).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::kube::core::{Status, response::StatusCause, response::StatusDetails};
+
+    #[test]
+    fn conflicts_are_read_from_status_causes() {
+        let status = Status {
+            code: 409,
+            reason: "Conflict".into(),
+            message:
+                "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.color"
+                    .into(),
+            details: Some(StatusDetails {
+                causes: vec![StatusCause {
+                    reason: "FieldManagerConflict".into(),
+                    message: "conflict with \"kubectl-edit\" using v1".into(),
+                    field: ".data.color".into(),
+                }],
+                name: "web".into(),
+                group: String::new(),
+                kind: "configmaps".into(),
+                uid: String::new(),
+                retry_after_seconds: 0,
+            }),
+            ..Status::failure("", "")
+        };
+        let e = ::kube::Error::Api(Box::new(status.clone()));
+        assert_eq!(
+            field_conflicts(&e),
+            vec![FieldConflict {
+                manager: "kubectl-edit".into(),
+                field: ".data.color".into()
+            }]
+        );
+        let bare = ::kube::Error::Api(Box::new(Status {
+            details: None,
+            ..status
+        }));
+        assert_eq!(
+            field_conflicts(&bare),
+            vec![FieldConflict {
+                manager: "kubectl-edit".into(),
+                field: ".data.color".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn phases_put_crds_first_and_webhooks_last() {
+        let id = |api_version: &str, kind: &str| ObjectId {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: None,
+            name: "x".into(),
+        };
+        let mut v = [
+            phase(&id(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingWebhookConfiguration",
+            )),
+            phase(&id("apps/v1", "Deployment")),
+            phase(&id("v1", "ConfigMap")),
+            phase(&id("v1", "Namespace")),
+            phase(&id("apiextensions.k8s.io/v1", "CustomResourceDefinition")),
+        ];
+        v.sort();
+        assert_eq!(
+            v,
+            [
+                Phase::Crds,
+                Phase::Namespaces,
+                Phase::Config,
+                Phase::Workloads,
+                Phase::Admission
+            ]
+        );
+    }
+}
