@@ -402,12 +402,18 @@ where
                 && !p.alive()
             {
                 let log = dir.join(&format!("logs/{c}.log"));
-                return Err(ProviderError::Config(format!(
-                    "local cluster {}: {c} exited while waiting for {what}; last lines of {}:\n{}",
-                    dir.name,
-                    log.display(),
-                    process::log_tail(&log, 25)
-                )));
+                return Err(ProviderError::Command {
+                    command: (*c).to_string(),
+                    status: format!(
+                        "an error while waiting for {what} on local cluster {}",
+                        dir.name
+                    ),
+                    output: format!(
+                        "last lines of {}:\n{}",
+                        log.display(),
+                        process::log_tail(&log, 25)
+                    ),
+                });
             }
         }
         let last = match tokio::time::timeout(Duration::from_secs(3), check()).await {

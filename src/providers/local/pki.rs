@@ -55,8 +55,10 @@ impl Pki {
         if self.complete() {
             return Ok(());
         }
-        let files = generate(cluster)
-            .map_err(|e| ProviderError::Config(format!("generating certificates: {e}")))?;
+        let files = generate(cluster).map_err(|e| ProviderError::Transport {
+            context: format!("generating certificates for local cluster {cluster}"),
+            source: Box::new(e),
+        })?;
         for (name, contents) in files {
             write_private(&self.dir.join(name), contents.as_bytes())?;
         }

@@ -107,13 +107,14 @@ pub fn spawn(dir: &Path, s: Spawn<'_>) -> Result<Proc, ProviderError> {
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    let started = started.ok_or_else(|| {
-        ProviderError::Config(format!(
-            "{} exited at once; see {}:\n{}",
-            s.component,
+    let started = started.ok_or_else(|| ProviderError::Command {
+        command: s.component.to_string(),
+        status: "an error as soon as it started".into(),
+        output: format!(
+            "last lines of {}:\n{}",
             log_path.display(),
             log_tail(&log_path, 20)
-        ))
+        ),
     })?;
     Ok(Proc { pid, started })
 }
@@ -161,13 +162,15 @@ pub async fn stop(procs: &[(&str, Proc)], grace: Duration) -> Result<(), Provide
     if live.is_empty() {
         return Ok(());
     }
-    Err(ProviderError::Config(format!(
-        "processes survived SIGKILL: {}",
-        live.iter()
-            .map(|(n, p)| format!("{n} (pid {})", p.pid))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    let names = live
+        .iter()
+        .map(|(n, p)| format!("{n} (pid {})", p.pid))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ProviderError::io(
+        format!("stopping {names}"),
+        std::io::Error::other("still running 5s after SIGKILL (stuck in the kernel?)"),
+    ))
 }
 
 fn signal(p: &Proc, sig: libc::c_int) {
@@ -209,12 +212,24 @@ mod tests {
         // SAFETY: getsid only reads.
         let sid = unsafe { libc::getsid(p.pid as libc::pid_t) };
         assert_eq!(sid, p.pid as libc::pid_t);
+        // Its output goes to its log.
+        let log_path = dir.path().join("logs/sleeper.log");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&log_path)
+            .unwrap()
+            .contains("started")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no output in {}",
+                log_path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         stop(&[("sleeper", p.clone())], Duration::from_secs(5))
             .await
             .unwrap();
         assert!(!p.alive());
-        let log = std::fs::read_to_string(dir.path().join("logs/sleeper.log")).unwrap();
-        assert!(log.contains("started"), "{log}");
     }
 
     #[test]
