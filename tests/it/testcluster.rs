@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::common::testcluster::{self, TestCluster, shared_cluster, shared_namespace};
+use crate::common::testcluster::{self, TestCluster, shared_namespace};
 
 /// How long any one object may take to reach the state a test waits for.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -109,7 +109,9 @@ fn crd_documents(manifest: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn argo_rollouts_crds_apply_server_side_and_become_established() {
-    let Some(cluster) = shared_cluster() else {
+    // CRDs are cluster-scoped: installing them on the shared cluster would change what every other
+    // test sees there (some check that the Rollouts API is absent), so this test gets its own.
+    let Some(cluster) = TestCluster::start("crds") else {
         return;
     };
     let manifest = testcluster::shared_file(ROLLOUTS_MANIFEST);

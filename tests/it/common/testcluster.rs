@@ -357,6 +357,9 @@ impl Drop for Namespace {
 
 /// Creates a namespace with a unique name on the shared cluster.
 ///
+/// Keep to that namespace: cluster-scoped objects (CRDs, ClusterRoles, nodes) change what every
+/// other test sees, so a test that needs them takes a [`TestCluster`] of its own.
+///
 /// Returns `None` after a loud skip message when the binaries are missing, unless
 /// `EPHEMERA_REQUIRE_CLUSTER=1`.
 pub fn shared_namespace() -> Option<Namespace> {
