@@ -269,7 +269,7 @@ impl Client {
                             source: e.without_url(),
                         });
                     }
-                    last = chain(&e.without_url());
+                    last = crate::engine::chain(&e.without_url());
                     backoff(attempts, &self.retry)
                 }
             };
@@ -438,18 +438,6 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

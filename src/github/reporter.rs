@@ -54,7 +54,7 @@ impl Reporter {
             settings.token.clone(),
             settings.retry,
         )
-        .map_err(|e| super::client::chain(&e));
+        .map_err(|e| crate::engine::chain(&e));
         Reporter {
             settings,
             client,
@@ -618,6 +618,27 @@ async fn ensure_comment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine may hold a reporter across awaits in spawned tasks: its futures must be Send.
+    /// (This fails to compile otherwise.)
+    #[test]
+    fn reports_can_run_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        let settings = Settings::from_lookup(None, true, |k| match k {
+            "GITHUB_TOKEN" => Some("t".into()),
+            "GITHUB_REPOSITORY" => Some("a/b".into()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap();
+        let mut r = Reporter::new(settings);
+        let name = EnvName::from_name("pr-1").unwrap();
+        is_send(&r.started(&name, 1, None));
+        is_send(&r.torn_down(&name, 1));
+        let data = CommentData::new(name.clone(), 1, CommentState::Up);
+        is_send(&r.succeeded("https://x.example", &data));
+        is_send(&r.failed("boom", &data));
+    }
 
     #[test]
     fn descriptions_fit_github() {
