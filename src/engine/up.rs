@@ -88,7 +88,8 @@ pub struct AddonVersion {
 pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpReport, crate::Error> {
     // Everything that can be wrong with the input is found here, before anything is created.
     let mut request = opts.request.clone();
-    request.now = None; // `up` stamps real time; `--now` is for reproducible plans.
+    // `up` stamps the real time; `plan` uses `--now` or a placeholder to stay reproducible.
+    request.now = Some(Timestamp::now().to_string());
     let plan = crate::plan::run(&request)?;
     let env = crate::config::load(&request.env_file)?;
     let renderer = Arc::new(Renderer::new(request.templates.as_deref())?);
@@ -211,71 +212,79 @@ async fn converge(
         warnings.push(w);
     }
 
-    let fingerprint = addons_fingerprint(&plan.addons);
-    let installed = installed_fingerprint(&client).await;
-    if !ensured.created && installed.as_deref() == Some(fingerprint.as_str()) {
-        steps.skip("addons", "already installed at these versions");
-    } else {
-        steps
+    // The lease is released whatever happens next, except when another run took it.
+    let steps_result: Result<(Record, Option<crate::app::RolloutStatus>), crate::Error> = async {
+        let fingerprint = addons_fingerprint(&plan.addons);
+        let installed = installed_fingerprint(&client).await;
+        if !ensured.created && installed.as_deref() == Some(fingerprint.as_str()) {
+            steps.skip("addons", "already installed at these versions");
+        } else {
+            steps
+                .run(
+                    "addons",
+                    install_addons(
+                        &client,
+                        &name,
+                        env,
+                        plan,
+                        renderer,
+                        opts,
+                        progress.clone(),
+                        &fingerprint,
+                    ),
+                )
+                .await?;
+        }
+        lease::check_and_renew(&store, &name, &me)
+            .await
+            .map_err(EngineError::from)?;
+
+        let deadline = Instant::now() + opts.timeout;
+        let rollout = steps
             .run(
-                "addons",
-                install_addons(
-                    &client,
-                    &name,
-                    env,
-                    plan,
-                    renderer,
-                    opts,
-                    progress.clone(),
-                    &fingerprint,
-                ),
+                "app",
+                apply_app(&client, &name, env, &plan.manifests, deadline),
             )
             .await?;
-    }
-    lease::check_and_renew(&store, &name, &me)
-        .await
-        .map_err(EngineError::from)?;
+        lease::check_and_renew(&store, &name, &me)
+            .await
+            .map_err(EngineError::from)?;
 
-    let deadline = Instant::now() + opts.timeout;
-    let rollout = steps
-        .run(
-            "app",
-            apply_app(&client, &name, env, &plan.manifests, deadline),
-        )
-        .await?;
-    lease::check_and_renew(&store, &name, &me)
-        .await
-        .map_err(EngineError::from)?;
-
-    let mut record = ensured.record.clone();
-    let url = plan.summary.url.clone();
-    let report_deadline = Instant::now() + opts.timeout;
-    if let Some(u) = &url {
-        let insecure = opts.insecure;
-        let issuer = env.tls.issuer;
-        let health = env.app.health_path.clone();
-        let serves = ensured.serves_traffic;
-        steps
-            .run("report", async {
-                let accept_invalid = crate::app::accept_invalid_certs(issuer, insecure)?;
-                crate::app::report_url(u, &health, serves, report_deadline, accept_invalid).await
-            })
-            .await?;
-        if record.url.as_deref() != Some(u)
-            || record.expires_at != plan.summary.expires_at && ensured.created
-        {
-            record.url = Some(u.clone());
-            provider.update_record(&record).await?;
+        let mut record = ensured.record.clone();
+        let url = plan.summary.url.clone();
+        let report_deadline = Instant::now() + opts.timeout;
+        if let Some(u) = &url {
+            let insecure = opts.insecure;
+            let issuer = env.tls.issuer;
+            let health = env.app.health_path.clone();
+            let serves = ensured.serves_traffic;
+            steps
+                .run("report", async {
+                    let accept_invalid = crate::app::accept_invalid_certs(issuer, insecure)?;
+                    crate::app::report_url(u, &health, serves, report_deadline, accept_invalid)
+                        .await
+                })
+                .await?;
+            if record.url.as_deref() != Some(u) {
+                record.url = Some(u.clone());
+                provider.update_record(&record).await?;
+            }
+        } else {
+            steps.skip(
+                "report",
+                "the host is known only once the load balancer has an address",
+            );
         }
-    } else {
-        steps.skip(
-            "report",
-            "the host is known only once the load balancer has an address",
-        );
+        Ok((record, rollout))
     }
-    if let Err(e) = store.release(&me.holder).await {
+    .await;
+    if !matches!(&steps_result, Err(e) if is_superseded(e))
+        && let Err(e) = store.release(&me.holder).await
+    {
         tracing::warn!("releasing the lease of {name}: {}", super::chain(&e));
     }
+    let (record, rollout) = steps_result?;
+    let url = record.url.clone().or_else(|| plan.summary.url.clone());
 
     Ok(UpReport {
         name,
@@ -383,8 +392,9 @@ async fn install_addons(
     fingerprint: &str,
 ) -> Result<(), crate::Error> {
     if !plan.addons.is_empty() {
-        let sources =
-            crate::addons::sources::SourceOptions::from_flag_or_env(opts.manifests.as_slice());
+        let sources = crate::addons::sources::SourceOptions::from_flag_or_env(&bundle_dirs(
+            opts.manifests.as_deref(),
+        ));
         let mut ctx = crate::addons::install::InstallContext::new(
             name,
             env.provider.kind(),
@@ -454,4 +464,14 @@ async fn apply_app(
     )
     .await?;
     Ok(Some(status))
+}
+
+/// `--manifests` may name several bundle directories, separated like `PATH`.
+fn bundle_dirs(flag: Option<&std::path::Path>) -> Vec<PathBuf> {
+    flag.map(|p| {
+        std::env::split_paths(p.as_os_str())
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
