@@ -12,14 +12,15 @@ use ephemera::providers::{ClusterRequest, Deleted, Provider, configmap};
 use ephemera::record::Record;
 use ephemera::templates::Renderer;
 
-use crate::common::testcluster::{binary, cluster_required};
+use crate::common::testcluster::{binary, cluster_required, shared_file};
 
-const KEYS: [&str; 5] = [
+const KEYS: [&str; 6] = [
     "ETCD",
     "KUBE_APISERVER",
     "KUBE_CONTROLLER_MANAGER",
     "KUBE_SCHEDULER",
     "KWOK",
+    "ROLLOUTS_CONTROLLER",
 ];
 
 /// A provider whose state lives in `state`, using the binaries `scripts/testcluster build` made.
@@ -206,6 +207,11 @@ async fn local_lifecycle_race_record_list_and_delete() {
     // Nothing listens beyond loopback: every component's sockets are on 127.0.0.1.
     assert_listens_on_loopback_only(before.values().map(|(pid, _)| *pid));
 
+    // The Argo Rollouts controller runs beside the control plane (kwok runs no pods) and
+    // reconciles a Rollout once the add-on's CRDs exist.
+    assert!(before.contains_key("rollouts-controller"), "{before:?}");
+    assert_rollouts_reconcile(tmp.path(), &kubeconfig);
+
     // list shows it; update_record rewrites the ConfigMap; list shows the change.
     assert_eq!(p.list().await.unwrap(), vec![req.record.clone()]);
     let mut updated = req.record.clone();
@@ -325,4 +331,65 @@ async fn local_rerun_after_kill_9_converges_on_the_same_data() {
     );
     assert_eq!(p.delete("pr-8").await.unwrap(), Deleted::Deleted);
     assert!(!dir.exists());
+}
+
+/// Applies the Argo Rollouts CRDs and a Rollout with the built kubectl, and waits for the
+/// controller to give the Rollout a phase.
+fn assert_rollouts_reconcile(tmp: &Path, kubeconfig: &ephemera::providers::Kubeconfig) {
+    let kc = tmp.join("admin.kubeconfig");
+    kubeconfig.write_to(&kc).unwrap();
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new(binary("KUBECTL"))
+            .arg(format!("--kubeconfig={}", kc.display()))
+            .arg(format!(
+                "--cache-dir={}",
+                tmp.join("kubectl-cache").display()
+            ))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let install = shared_file("fixtures/manifests/argo-rollouts-v1.9.1/install.yaml");
+    let text = std::fs::read_to_string(install).unwrap();
+    let crds: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| d.lines().any(|l| l == "kind: CustomResourceDefinition"))
+        .collect();
+    assert!(!crds.is_empty());
+    let crd_file = tmp.join("crds.yaml");
+    std::fs::write(&crd_file, crds.join("\n---\n")).unwrap();
+    let crd_path = crd_file.display().to_string();
+    kubectl(&["apply", "--server-side", "-f", &crd_path]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "-f",
+        &crd_path,
+    ]);
+    let rollout = tmp.join("rollout.yaml");
+    std::fs::write(
+        &rollout,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: cats, namespace: default}\nspec:\n  \
+         replicas: 1\n  selector: {matchLabels: {app: cats}}\n  template:\n    metadata: {labels: {app: cats}}\n    \
+         spec: {containers: [{name: cats, image: ghcr.io/acme/cats:1}]}\n  strategy:\n    canary:\n      \
+         steps: [{setWeight: 20}, {pause: {}}]\n",
+    )
+    .unwrap();
+    kubectl(&["apply", "-f", &rollout.display().to_string()]);
+    let deadline = Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let phase = kubectl(&["get", "rollout", "cats", "-o", "jsonpath={.status.phase}"]);
+        if !phase.is_empty() {
+            eprintln!("local: the Rollout reached phase {phase}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Rollouts controller never reconciled the Rollout"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

@@ -14,6 +14,11 @@ pub const BIN_ENV: &str = "EPHEMERA_LOCAL_BIN";
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
 pub const ETCD_VERSION: &str = "v3.6.16";
 pub const KWOK_VERSION: &str = "v0.8.0";
+pub const ARGO_ROLLOUTS_VERSION: &str = "v1.9.1";
+
+/// Optional: the Argo Rollouts controller, run beside the control plane when it is found, because
+/// kwok runs no pods and the add-on's in-cluster controller would never reconcile a Rollout.
+pub const ROLLOUTS: &str = "rollouts-controller";
 
 /// The binaries a local cluster runs, in start order.
 pub const COMPONENTS: [&str; 5] = [
@@ -76,6 +81,7 @@ impl Search {
                 bin.join(format!("etcd-{ETCD_VERSION}")),
                 bin.join(format!("kubernetes-{KUBERNETES_VERSION}")),
                 bin.join(format!("kwok-{KWOK_VERSION}")),
+                bin.join(format!("argo-rollouts-{ARGO_ROLLOUTS_VERSION}")),
             ],
         })
     }
@@ -114,6 +120,14 @@ impl Search {
             }
         }
         (found, missing)
+    }
+
+    /// An optional binary, in the first directory that has it.
+    pub fn optional(&self, probe: &impl Probe, name: &str) -> Option<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.join(name))
+            .find(|p| probe.is_executable(p))
     }
 
     /// What is missing where, and how to fix it, for errors and `doctor`.

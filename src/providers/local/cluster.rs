@@ -18,7 +18,7 @@ use ::kube::api::PostParams;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 
-use super::bins::Binaries;
+use super::bins::{Binaries, ROLLOUTS};
 use super::pki::Pki;
 use super::process::{self, Proc, Spawn};
 use super::state::{ClusterDir, Ports, State, create_private_dir};
@@ -191,7 +191,9 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
     let kubeconfig = Kubeconfig::from_yaml(&text)?;
     let client = kubeconfig.client().await?;
 
+    let rp = free_ports(2)?;
     let args = Args {
+        rollouts_ports: [rp[0], rp[1]],
         dir,
         pki: &pki,
         ports: state.ports,
@@ -219,9 +221,14 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
     for component in ["kube-controller-manager", "kube-scheduler", "kwok"] {
         ensure_running(dir, spec, &mut state, component, &args)?;
     }
+    // Its informers retry until the Argo Rollouts add-on creates the CRDs.
+    let mut all = super::bins::COMPONENTS.to_vec();
+    if spec.bins.contains_key(ROLLOUTS) {
+        ensure_running(dir, spec, &mut state, ROLLOUTS, &args)?;
+        all.push(ROLLOUTS);
+    }
     let names = node_names(spec.nodes);
     create_nodes(&client, &names).await?;
-    let all = super::bins::COMPONENTS;
     let what = format!(
         "{} Ready and ServiceAccount default/default",
         names.join(", ")
@@ -234,6 +241,8 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
 }
 
 struct Args<'a> {
+    /// Fresh ports for the Rollouts controller's metrics and health listeners, used when it starts.
+    rollouts_ports: [u16; 2],
     dir: &'a ClusterDir,
     pki: &'a Pki,
     ports: Ports,
@@ -311,6 +320,15 @@ fn args_for(component: &str, a: &Args<'_>) -> (Vec<OsString>, Vec<(&'static str,
                 flag("config", a.dir.join("kube-scheduler.yaml")),
                 s("--bind-address=127.0.0.1"),
                 s("--secure-port=0"),
+            ],
+            vec![],
+        ),
+        ROLLOUTS => (
+            vec![
+                flag("kubeconfig", a.kubeconfig),
+                s("--leader-elect=false"),
+                flag("metricsPort", a.rollouts_ports[0].to_string()),
+                flag("healthzPort", a.rollouts_ports[1].to_string()),
             ],
             vec![],
         ),

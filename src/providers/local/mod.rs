@@ -243,7 +243,10 @@ impl Provider for LocalProvider {
 
     async fn ensure(&self, req: &ClusterRequest) -> Result<Ensured, ProviderError> {
         let dir = self.dir(&req.name)?;
-        let bins = self.search.find(&SystemProbe)?;
+        let mut bins = self.search.find(&SystemProbe)?;
+        if let Some(p) = self.search.optional(&SystemProbe, bins::ROLLOUTS) {
+            bins.insert(bins::ROLLOUTS, p);
+        }
         let lock = self.lock(&req.name).await?;
         let created = !dir.exists();
         match self.ensure_locked(&dir, req, &bins).await {
