@@ -1,18 +1,34 @@
-//! `ephemera down`: Delete a PR's environment and everything ephemera created for it
+//! `ephemera down`: delete an environment; already gone is success.
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Delete a PR's environment and everything ephemera created for it")]
 #[command(after_help = "Example:\n  ephemera down --env environments/pr-aks.yaml --pr 42")]
 pub struct DownArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
+    /// Mark the PR's GitHub Deployments inactive and say so in the PR comment (needs GITHUB_TOKEN).
+    #[arg(long)]
+    pub github: bool,
 }
 
-pub fn run(args: DownArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("down", &args.target)
+pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let opts = ephemera::engine::down::DownOptions {
+        env_file: args.target.env,
+        pr: args.target.pr,
+        name: args.target.name,
+        templates: settings.templates.clone(),
+        kubeconfig: settings.kubeconfig.clone(),
+        github: args.github,
+    };
+    let progress = ephemera::progress::for_terminal(settings.quiet);
+    let report = super::block_on(ephemera::engine::down::down(&opts, progress))?;
+    super::emit(settings, &report, || {
+        format!("{}: {}", report.name, report.outcome)
+    })?;
+    Ok(ExitStatus::Ok)
 }

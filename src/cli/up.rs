@@ -1,9 +1,11 @@
-//! `ephemera up`: Create or update a PR's environment: cluster, add-ons, the image as a canary
+//! `ephemera up`: create or converge a PR's environment.
+
+use std::time::Duration;
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{PrDataArgs, Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Create or update a PR's environment: cluster, add-ons, the image as a canary")]
@@ -12,7 +14,7 @@ use super::Settings;
 )]
 pub struct UpArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
     /// The PR's image (default: app.image).
     #[arg(long, value_name = "REF", allow_hyphen_values = true)]
     pub image: Option<String>,
@@ -22,10 +24,74 @@ pub struct UpArgs {
     /// Keep a cluster this run created when a later step fails (for debugging).
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// Deadline for each waiting step (add-ons ready, rollout settled, URL answering).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub timeout: String,
+    /// Accept the self-signed or staging certificate when checking the URL.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Report a GitHub Deployment and keep one PR comment current (needs GITHUB_TOKEN).
+    #[arg(long)]
+    pub github: bool,
+    /// The PR's head commit (default: from the GitHub Actions event).
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
     #[command(flatten)]
-    pub pr_data: super::PrDataArgs,
+    pub pr_data: PrDataArgs,
 }
 
-pub fn run(args: UpArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("up", &args.target)
+pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let timeout = duration("--timeout", &args.timeout)?;
+    let opts = ephemera::engine::UpOptions {
+        request: ephemera::plan::Request {
+            env_file: args.target.env,
+            pr: args.target.pr,
+            name: args.target.name,
+            image: args.image,
+            branch: args.pr_data.branch,
+            title: args.pr_data.title,
+            repository: args.pr_data.repository,
+            now: None,
+            ttl: args.ttl,
+            templates: settings.templates.clone(),
+        },
+        manifests: settings.manifests.clone(),
+        kubeconfig: settings.kubeconfig.clone(),
+        keep_on_failure: args.keep_on_failure,
+        timeout,
+        insecure: args.insecure,
+        github: args.github,
+        sha: args.sha,
+    };
+    let progress = ephemera::progress::for_terminal(settings.quiet);
+    let report = super::block_on(ephemera::engine::up(&opts, progress))?;
+    let printer = super::printer::Printer::new(settings);
+    for w in &report.warnings {
+        printer.warn(w);
+    }
+    super::emit(settings, &report, || {
+        let mut lines = vec![format!("environment: {}", report.name)];
+        match &report.url {
+            Some(u) if report.simulated => {
+                lines.push(format!("url: {u} (simulated: pods do not run)"))
+            }
+            Some(u) => lines.push(format!("url: {u}")),
+            None => {}
+        }
+        lines.push(format!("kubeconfig: {}", report.kubeconfig.display()));
+        lines.push(format!("expires: {}", report.expires_at));
+        lines.join("\n")
+    })?;
+    Ok(ExitStatus::Ok)
+}
+
+/// A duration flag (`30s`, `15m`, `1h`).
+pub(super) fn duration(flag: &str, value: &str) -> Result<Duration, ephemera::Error> {
+    ephemera::config::duration::parse(value, &['s', 'm', 'h', 'd']).map_err(|message| {
+        ephemera::names::NameError::Invalid {
+            what: flag.into(),
+            message,
+        }
+        .into()
+    })
 }

@@ -24,6 +24,8 @@ pub struct DownOptions {
     pub templates: Option<PathBuf>,
     /// `--kubeconfig PATH`: remove the environment's context from this file too.
     pub kubeconfig: Option<PathBuf>,
+    /// `--github`: mark the PR's deployments inactive and update the PR comment.
+    pub github: bool,
 }
 
 /// What `down` did.
@@ -34,6 +36,9 @@ pub struct DownReport {
     pub provider: String,
     /// `deleted`, or `already-gone`.
     pub outcome: &'static str,
+    /// GitHub reporting problems; they never fail `down`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// A run of `up` this `down` took the lease from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded: Option<String>,
@@ -97,6 +102,7 @@ pub async fn down_with(
             Deleted::AlreadyGone => "already-gone",
         },
         superseded,
+        warnings: Vec::new(),
         steps: steps.done,
     })
 }
@@ -127,14 +133,24 @@ pub async fn down(
     progress: Arc<dyn Progress>,
 ) -> Result<DownReport, crate::Error> {
     let env = crate::config::load(&opts.env_file)?;
-    let (name, _) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let (name, pr) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let github = crate::github::Settings::from_env(env.github.as_ref(), opts.github)
+        .map_err(|e| super::EngineError::Invalid(super::chain(&e)))?;
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
-    down_with(
+    let mut report = down_with(
         &provider,
         name.as_str(),
         opts.kubeconfig.as_deref(),
         progress,
     )
-    .await
+    .await?;
+    if let (Some(settings), Some(pr)) = (github, pr) {
+        let mut reporter = crate::github::Reporter::new(settings);
+        for w in reporter.torn_down(&name, pr).await {
+            tracing::warn!("{w}");
+            report.warnings.push(w.to_string());
+        }
+    }
+    Ok(report)
 }

@@ -43,6 +43,11 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// Accept an invalid certificate when probing the URL (selfsigned or staging issuers only).
     pub insecure: bool,
+    /// `--github`: report a GitHub Deployment and the sticky PR comment (also on with `github:`
+    /// in the environment file).
+    pub github: bool,
+    /// `--sha`: the PR head commit to deploy for (default: from the Actions event).
+    pub sha: Option<String>,
 }
 
 /// What `up` did.
@@ -98,6 +103,12 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    let github = crate::github::Settings::from_env(env.github.as_ref(), opts.github)
+        .map_err(|e| EngineError::Invalid(super::chain(&e)))?;
+    if let Some(sha) = &opts.sha {
+        crate::github::check_sha("--sha", sha)
+            .map_err(|e| EngineError::Invalid(super::chain(&e)))?;
+    }
     let provider = AnyProvider::from_env(
         &env,
         renderer.clone(),
@@ -107,6 +118,166 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     )?;
     check_limit(&env, &request, &provider, &record.name).await?;
 
+    let env_name = crate::names::EnvName::from_name(&record.name)?;
+    let mut warnings: Vec<String> = Vec::new();
+    // GitHub reporting needs a PR; its failures are warnings, never a failed or rolled-back up.
+    let mut reporter = match (github, record.pr) {
+        (Some(settings), Some(pr)) => {
+            let mut r = crate::github::Reporter::new(settings);
+            warnings.extend(
+                r.started(&env_name, pr, opts.sha.as_deref())
+                    .await
+                    .iter()
+                    .map(ToString::to_string),
+            );
+            Some((r, pr))
+        }
+        (Some(_), None) => {
+            warnings.push("GitHub reporting skipped: the environment has no PR".into());
+            None
+        }
+        (None, _) => None,
+    };
+
+    let result =
+        create_or_converge(opts, &env, &plan, &renderer, &provider, &record, progress).await;
+    let comment = |state, report: Option<&UpReport>| {
+        let pr = record.pr.unwrap_or_default();
+        let mut c = crate::github::CommentData::new(env_name.clone(), pr, state);
+        c.provider = Some(provider.kind().to_string());
+        c.addons = plan
+            .addons
+            .iter()
+            .map(|a| (a.name.clone(), a.version.clone()))
+            .collect();
+        c.expires_at = Some(report.map_or(record.expires_at, |r| r.expires_at));
+        c.env_file = Some(request.env_file.display().to_string());
+        c.image = Some(plan.summary.image.reference.clone());
+        c.branch = plan.summary.untrusted.branch.clone();
+        c.sha = opts.sha.clone();
+        c.url = report
+            .and_then(|r| r.url.clone())
+            .or_else(|| plan.summary.url.clone());
+        c.canary_step = report.and_then(|r| r.rollout.as_ref()).map(canary_step);
+        c
+    };
+    match result {
+        Ok(mut report) => {
+            if let Some((r, _)) = reporter.as_mut() {
+                let data = comment(crate::github::CommentState::Up, Some(&report));
+                let url = report.url.clone().unwrap_or_default();
+                warnings.extend(
+                    r.succeeded(&url, &data)
+                        .await
+                        .iter()
+                        .map(ToString::to_string),
+                );
+            }
+            if let Some(slack) = &env.notifications.slack {
+                let text = format!(
+                    "ephemera: {} is up at {}",
+                    report.name,
+                    report.url.as_deref().unwrap_or("(no URL yet)")
+                );
+                warnings.extend(
+                    super::notify::slack(slack, super::notify::Outcome::Success, &text).await,
+                );
+            }
+            warnings.extend(write_ci_outputs(&report));
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            report.warnings.extend(warnings);
+            Ok(report)
+        }
+        Err(e) => {
+            let message = super::chain(&e);
+            if let Some((r, _)) = reporter.as_mut() {
+                let mut data = comment(crate::github::CommentState::Failed, None);
+                data.message = Some(message.clone());
+                for w in r.failed(&message, &data).await {
+                    tracing::warn!("{w}");
+                }
+            }
+            if let Some(slack) = &env.notifications.slack
+                && let Some(w) = super::notify::slack(
+                    slack,
+                    super::notify::Outcome::Failure,
+                    &format!("ephemera: up of {} failed: {message}", record.name),
+                )
+                .await
+            {
+                tracing::warn!("{w}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `2/5 (setWeight 50)`-style position of the canary, for the PR comment.
+fn canary_step(s: &crate::app::RolloutStatus) -> String {
+    match &s.step {
+        Some(step) => format!(
+            "{} ({:?}, weight {}%)",
+            serde_json::to_string(step).unwrap_or_default(),
+            s.phase,
+            s.actual_weight
+        ),
+        None => format!("{:?}", s.phase),
+    }
+}
+
+/// Writes GitHub Actions outputs and the job summary when running in Actions.
+fn write_ci_outputs(report: &UpReport) -> Vec<String> {
+    let outputs = [
+        ("name", report.name.clone()),
+        ("url", report.url.clone().unwrap_or_default()),
+        ("kubeconfig", report.kubeconfig.display().to_string()),
+        ("expires-at", report.expires_at.to_string()),
+    ];
+    let mut warnings = Vec::new();
+    if let Err(e) = super::ci::write_outputs(&outputs) {
+        warnings.push(format!("writing GITHUB_OUTPUT failed: {e}"));
+    }
+    let cell = super::ci::md_cell;
+    let summary = format!(
+        "### Preview environment `{}`\n\n| | |\n|---|---|\n| URL | {}{} |\n| provider | {} |\n| image | `{}` |\n| expires | {} |\n| add-ons | {} |\n\n",
+        cell(&report.name),
+        cell(report.url.as_deref().unwrap_or("(pending)")),
+        if report.simulated {
+            " (simulated: pods do not run)"
+        } else {
+            ""
+        },
+        cell(&report.provider),
+        cell(&report.image),
+        report.expires_at,
+        cell(
+            &report
+                .addons
+                .iter()
+                .map(|a| format!("{} {}", a.name, a.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    if let Err(e) = super::ci::write_summary(&summary) {
+        warnings.push(format!("writing GITHUB_STEP_SUMMARY failed: {e}"));
+    }
+    warnings
+}
+
+/// Ensures the cluster, then converges it; deletes a cluster this run created when a later step
+/// fails, unless `keep_on_failure`.
+async fn create_or_converge(
+    opts: &UpOptions,
+    env: &Environment,
+    plan: &Plan,
+    renderer: &Arc<Renderer>,
+    provider: &AnyProvider,
+    record: &Record,
+    progress: Arc<dyn Progress>,
+) -> Result<UpReport, crate::Error> {
     let mut steps = Steps::new(progress.clone());
     let name = record.name.clone();
     let req = ClusterRequest {
@@ -116,7 +287,7 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     let ensured = steps.run("cluster", provider.ensure(&req)).await?;
     let created = ensured.created;
     let rest = converge(
-        opts, &env, &plan, &renderer, &provider, ensured, &mut steps, progress,
+        opts, env, plan, renderer, provider, ensured, &mut steps, progress,
     )
     .await;
     match rest {
