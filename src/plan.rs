@@ -244,7 +244,12 @@ pub fn plan(loaded: &Loaded, input: &PlanInput, renderer: &Renderer) -> Result<P
 
     let (host, host_pending) =
         host(env, name, input.pr).map_err(|m| loaded.source.error("routing.host", m))?;
-    let url = host_pending.is_none().then(|| format!("https://{host}"));
+    let scheme = if env.addons.cert_manager.enabled {
+        "https"
+    } else {
+        "http"
+    };
+    let url = host_pending.is_none().then(|| format!("{scheme}://{host}"));
     let record = Record {
         name: name.to_string(),
         provider: env.provider.kind().to_string(),
@@ -544,6 +549,10 @@ fn warnings(env: &Environment, addons: &[ResolvedAddon]) -> Vec<String> {
             .any(|a| a.name == "ingress-nginx" && a.notice.is_some())
     {
         w.push("ingress-nginx was retired in March 2026: no more releases or security fixes; prefer gateway-api".into());
+    }
+    if !env.addons.cert_manager.enabled {
+        w.push("cert-manager is disabled: no certificate is issued and the preview is served over plain HTTP".into());
+        return w;
     }
     let prs = env.tls.expected_prs_per_week;
     if env.tls.issuer == crate::config::Issuer::Letsencrypt {

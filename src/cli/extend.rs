@@ -1,9 +1,9 @@
-//! `ephemera extend`: Push an environment's expiry later
+//! `ephemera extend`: push an environment's expiry later.
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Push an environment's expiry later")]
@@ -12,12 +12,28 @@ use super::Settings;
 )]
 pub struct ExtendArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
-    /// How much longer, e.g. 2h, 1d.
+    pub target: TargetArgs,
+    /// How much longer, e.g. 2h, 1d (at most 30d at a time).
     #[arg(long, value_name = "DURATION")]
     pub by: String,
 }
 
-pub fn run(args: ExtendArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("extend", &args.target)
+pub fn run(args: ExtendArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let by = ephemera::config::duration::parse_ttl(&args.by).map_err(|message| {
+        ephemera::Error::from(ephemera::names::NameError::Invalid {
+            what: "--by".into(),
+            message,
+        })
+    })?;
+    let opts = ephemera::engine::inventory::ExtendOptions {
+        list: super::list_options(&args.target.env, settings),
+        pr: args.target.pr,
+        name: args.target.name,
+        by,
+    };
+    let record = super::block_on(ephemera::engine::inventory::extend(&opts))?;
+    super::emit(settings, &record, || {
+        format!("{} expires at {}", record.name, record.expires_at)
+    })?;
+    Ok(ExitStatus::Ok)
 }

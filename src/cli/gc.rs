@@ -1,28 +1,90 @@
-//! `ephemera gc`: Delete expired environments, and those whose PR is closed
+//! `ephemera gc`: delete expired environments and those of closed PRs.
+
+use std::io::Read;
+use std::path::PathBuf;
 
 use clap::Args;
 use ephemera::ExitStatus;
+use ephemera::engine::gc::OpenPrs;
 
 use super::Settings;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 #[command(about = "Delete expired environments, and those whose PR is closed")]
 #[command(
-    after_help = "Example:\n  ephemera gc --env environments/pr-aks.yaml --open-prs open-prs.txt --dry-run"
+    after_help = "Example:\n  ephemera gc --env environments/pr-aks.yaml --open-prs open-prs.txt --dry-run\n  \
+gh pr list --json number | ephemera gc --env environments/pr-aks.yaml --open-prs -"
 )]
 pub struct GcArgs {
     /// Environment file whose environments to collect.
     #[arg(long, value_name = "FILE")]
     pub env: PathBuf,
-    /// File listing open PR numbers, one per line (- for stdin); environments of other PRs go.
+    /// Open PR numbers, one per line or as `gh pr list --json number` prints them (- for stdin);
+    /// environments of other PRs of this repository are deleted.
     #[arg(long, value_name = "FILE|-")]
     pub open_prs: Option<String>,
+    /// Repository the open PRs belong to (default: GITHUB_REPOSITORY).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repository: Option<String>,
     /// Say what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
 
-pub fn run(args: GcArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented_env("gc", Some(&args.env))
+pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let open_prs = match &args.open_prs {
+        None => None,
+        Some(source) => {
+            let text = if source == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| invalid(format!("--open-prs -: {e}")))?;
+                s
+            } else {
+                std::fs::read_to_string(source)
+                    .map_err(|e| invalid(format!("--open-prs {source}: {e}")))?
+            };
+            let repository = args
+                .repository
+                .clone()
+                .or_else(|| std::env::var("GITHUB_REPOSITORY").ok());
+            let name = if source == "-" {
+                "stdin"
+            } else {
+                source.as_str()
+            };
+            Some(OpenPrs::parse(name, &text, repository).map_err(|e| invalid(e.to_string()))?)
+        }
+    };
+    let opts = ephemera::engine::inventory::GcOptions {
+        list: super::list_options(&args.env, settings),
+        open_prs,
+        dry_run: args.dry_run,
+    };
+    let progress = ephemera::progress::for_terminal(settings.quiet);
+    let report = super::block_on(ephemera::engine::inventory::gc(&opts, progress))?;
+    super::emit(settings, &report, || {
+        let verb = if report.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        let mut lines: Vec<String> = report
+            .collected
+            .iter()
+            .map(|c| format!("{verb} {}: {} ({})", c.name, c.reason, c.outcome))
+            .collect();
+        lines.push(format!(
+            "{} examined, {} collected",
+            report.examined,
+            report.collected.len()
+        ));
+        lines.join("\n")
+    })?;
+    Ok(ExitStatus::Ok)
+}
+
+fn invalid(message: String) -> ephemera::Error {
+    ephemera::engine::EngineError::Invalid(message).into()
 }

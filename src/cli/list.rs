@@ -1,10 +1,11 @@
-//! `ephemera list`: List the environments made from an environment file
+//! `ephemera list`: the environments made from an environment file's provider.
+
+use std::path::PathBuf;
 
 use clap::Args;
 use ephemera::ExitStatus;
 
 use super::Settings;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 #[command(about = "List the environments made from an environment file")]
@@ -15,6 +16,27 @@ pub struct ListArgs {
     pub env: PathBuf,
 }
 
-pub fn run(args: ListArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented_env("list", Some(&args.env))
+pub fn run(args: ListArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let rows = super::block_on(ephemera::engine::inventory::list(&super::list_options(
+        &args.env, settings,
+    )))?;
+    super::emit(settings, &rows, || {
+        let mut lines = vec!["NAME\tPROVIDER\tPR\tSTATE\tEXPIRES\tURL".to_string()];
+        for r in &rows {
+            lines.push(format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                r.record.name,
+                r.record.provider,
+                r.record
+                    .pr
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.state,
+                r.record.expires_at,
+                r.record.url.as_deref().unwrap_or("-"),
+            ));
+        }
+        lines.join("\n")
+    })?;
+    Ok(ExitStatus::Ok)
 }

@@ -4,13 +4,15 @@ use tracing_subscriber::EnvFilter;
 
 use super::{LogFormat, Settings};
 
-/// The default level for the verbosity flags.
+/// The default filter for the verbosity flags. Libraries (the kube client, HTTP) log their
+/// retries as errors while ephemera waits for a cluster to come up; they are heard from `-vv` on,
+/// and ephemera reports real failures itself.
 fn level(s: &Settings) -> &'static str {
     match (s.quiet, s.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
+        (true, _) => "ephemera=error",
+        (false, 0) => "ephemera=warn",
+        (false, 1) => "ephemera=info",
+        (false, 2) => "ephemera=debug,warn",
         _ => "trace",
     }
 }

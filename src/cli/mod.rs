@@ -194,13 +194,38 @@ fn not_implemented(command: &'static str, target: &TargetArgs) -> anyhow::Result
     Err(NotImplemented(command).into())
 }
 
-/// As [`not_implemented`], for subcommands that take only an environment file.
-fn not_implemented_env(
-    command: &'static str,
-    env: Option<&std::path::Path>,
-) -> anyhow::Result<ExitStatus> {
-    if let Some(env) = env {
-        ephemera::config::load(env).map_err(ephemera::Error::from)?;
+/// Runs a library future to completion on a runtime of its own.
+fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, ephemera::Error>>,
+) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(f)?)
+}
+
+/// Prints a result: JSON of `value` with `--output json`, else `text`.
+fn emit<T: serde::Serialize>(
+    settings: &Settings,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let out = match settings.output {
+        OutputFormat::Json => serde_json::to_string_pretty(value)?,
+        OutputFormat::Text => text(),
+    };
+    printer::Printer::new(settings).result(&out)?;
+    Ok(())
+}
+
+/// The environment listing options shared by list, status, extend and gc.
+fn list_options(
+    env: &std::path::Path,
+    settings: &Settings,
+) -> ephemera::engine::inventory::ListOptions {
+    ephemera::engine::inventory::ListOptions {
+        env_file: env.to_path_buf(),
+        templates: settings.templates.clone(),
     }
-    Err(NotImplemented(command).into())
 }

@@ -1,9 +1,9 @@
-//! `ephemera status`: Show an environment: its record, add-ons, rollout and URL
+//! `ephemera status`: one environment's record, lease, add-ons and rollout.
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Show an environment: its record, add-ons, rollout and URL")]
@@ -12,9 +12,36 @@ use super::Settings;
 )]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
 }
 
-pub fn run(args: StatusArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("status", &args.target)
+pub fn run(args: StatusArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let opts = super::list_options(&args.target.env, settings);
+    let report = super::block_on(ephemera::engine::inventory::status(
+        &opts,
+        args.target.pr.as_deref(),
+        args.target.name.as_deref(),
+    ))?;
+    super::emit(settings, &report, || {
+        let r = &report.record;
+        let mut lines = vec![
+            format!("environment: {} ({})", r.name, report.state),
+            format!("provider: {}", r.provider),
+            format!("expires: {}", r.expires_at),
+        ];
+        if let Some(u) = &r.url {
+            lines.push(format!("url: {u}"));
+        }
+        if !report.addons.is_empty() {
+            lines.push(format!("add-ons: {}", report.addons.join(", ")));
+        }
+        if let Some(l) = &report.lease {
+            lines.push(format!("lease: held by {l:?}"));
+        }
+        for n in &report.notes {
+            lines.push(format!("note: {n}"));
+        }
+        lines.join("\n")
+    })?;
+    Ok(ExitStatus::Ok)
 }

@@ -475,12 +475,6 @@ fn routing(env: &Environment) -> Check {
 
 fn tls(env: &Environment) -> Check {
     let t = &env.tls;
-    if !env.addons.cert_manager.enabled {
-        return fail(
-            "addons.certManager.enabled",
-            "TLS certificates come from cert-manager, so it must be enabled",
-        );
-    }
     if let Some(e) = &t.email
         && !is_email(e)
     {
