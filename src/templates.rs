@@ -7,7 +7,9 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
@@ -18,9 +20,18 @@ struct Embedded;
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("templates/{name}:{line}:{column}: {message}")]
-    Syntax { name: String, line: usize, column: usize, message: String },
+    Syntax {
+        name: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("templates/{name}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Render { name: String, line: Option<usize>, message: String },
+    Render {
+        name: String,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("templates/{0}: no such template")]
     Missing(String),
     #[error("{}: {message}", .path.display())]
@@ -35,7 +46,9 @@ pub struct Renderer {
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renderer").field("override_dir", &self.override_dir).finish()
+        f.debug_struct("Renderer")
+            .field("override_dir", &self.override_dir)
+            .finish()
     }
 }
 
@@ -55,21 +68,30 @@ impl Renderer {
             if !name.ends_with(TEMPLATE_SUFFIX) {
                 continue;
             }
-            let file = Embedded::get(&name).ok_or_else(|| TemplateError::Missing(name.to_string()))?;
+            let file =
+                Embedded::get(&name).ok_or_else(|| TemplateError::Missing(name.to_string()))?;
             let text = String::from_utf8_lossy(&file.data);
             register(&mut hb, &name, &text)?;
         }
         if let Some(dir) = override_dir {
-            for (rel, path) in walk(dir).map_err(|e| TemplateError::Override { path: dir.to_path_buf(), message: e.to_string() })? {
+            for (rel, path) in walk(dir).map_err(|e| TemplateError::Override {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })? {
                 if !rel.ends_with(TEMPLATE_SUFFIX) {
                     continue;
                 }
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| TemplateError::Override { path: path.clone(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(&path).map_err(|e| TemplateError::Override {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
                 register(&mut hb, &rel, &text)?;
             }
         }
-        Ok(Renderer { hb, override_dir: override_dir.map(Path::to_path_buf) })
+        Ok(Renderer {
+            hb,
+            override_dir: override_dir.map(Path::to_path_buf),
+        })
     }
 
     /// Renders template `name` (relative to `templates/`, e.g. `app/rollout.yaml.hbs`).
@@ -83,10 +105,16 @@ impl Renderer {
         }
         self.hb.render(name, data).map_err(|e| {
             let message = match e.reason() {
-                RenderErrorReason::MissingVariable(Some(var)) => format!("missing variable `{var}`"),
+                RenderErrorReason::MissingVariable(Some(var)) => {
+                    format!("missing variable `{var}`")
+                }
                 other => other.to_string(),
             };
-            TemplateError::Render { name: e.template_name.clone().unwrap_or_else(|| name.to_string()), line: e.line_no, message }
+            TemplateError::Render {
+                name: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                line: e.line_no,
+                message,
+            }
         })
     }
 
@@ -94,15 +122,24 @@ impl Renderer {
     ///
     /// # Errors
     /// Syntax or render errors, named with `what`.
-    pub fn render_inline(&self, what: &str, template: &str, data: &serde_json::Value) -> Result<String, TemplateError> {
-        self.hb.render_template(template, data).map_err(|e| TemplateError::Render {
-            name: what.to_string(),
-            line: None,
-            message: match e.reason() {
-                RenderErrorReason::MissingVariable(Some(var)) => format!("missing variable `{var}`"),
-                other => other.to_string(),
-            },
-        })
+    pub fn render_inline(
+        &self,
+        what: &str,
+        template: &str,
+        data: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        self.hb
+            .render_template(template, data)
+            .map_err(|e| TemplateError::Render {
+                name: what.to_string(),
+                line: None,
+                message: match e.reason() {
+                    RenderErrorReason::MissingVariable(Some(var)) => {
+                        format!("missing variable `{var}`")
+                    }
+                    other => other.to_string(),
+                },
+            })
     }
 
     /// Whether a template of that name exists.
@@ -112,7 +149,13 @@ impl Renderer {
 
     /// The names of all templates under `prefix`, sorted, so output order is deterministic.
     pub fn names_under(&self, prefix: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.hb.get_templates().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        let mut v: Vec<String> = self
+            .hb
+            .get_templates()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -131,12 +174,19 @@ impl Renderer {
 
     /// The names of data files under `prefix` ending in `suffix`, embedded and overridden, sorted.
     pub fn data_files(&self, prefix: &str, suffix: &str) -> Vec<String> {
-        let mut v: Vec<String> =
-            Embedded::iter().filter(|n| n.starts_with(prefix) && n.ends_with(suffix)).map(|n| n.to_string()).collect();
-        if let Some(dir) = &self.override_dir {
-            if let Ok(files) = walk(dir) {
-                v.extend(files.into_iter().map(|(rel, _)| rel).filter(|n| n.starts_with(prefix) && n.ends_with(suffix)));
-            }
+        let mut v: Vec<String> = Embedded::iter()
+            .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+            .map(|n| n.to_string())
+            .collect();
+        if let Some(dir) = &self.override_dir
+            && let Ok(files) = walk(dir)
+        {
+            v.extend(
+                files
+                    .into_iter()
+                    .map(|(rel, _)| rel)
+                    .filter(|n| n.starts_with(prefix) && n.ends_with(suffix)),
+            );
         }
         v.sort();
         v.dedup();
@@ -147,7 +197,12 @@ impl Renderer {
 fn register(hb: &mut Handlebars<'static>, name: &str, text: &str) -> Result<(), TemplateError> {
     hb.register_template_string(name, text).map_err(|e| {
         let (line, column) = e.pos().unwrap_or((0, 0));
-        TemplateError::Syntax { name: name.to_string(), line, column, message: e.reason().to_string() }
+        TemplateError::Syntax {
+            name: name.to_string(),
+            line,
+            column,
+            message: e.reason().to_string(),
+        }
     })
 }
 
@@ -162,7 +217,11 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
             if entry.file_type()?.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(dir) {
-                let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let rel = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 out.push((rel, path));
             }
         }
@@ -178,10 +237,21 @@ pub fn yaml_quote(value: &serde_json::Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
-fn yaml_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
-    let param = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("yaml", 0))?;
+fn yaml_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("yaml", 0))?;
     if param.is_value_missing() {
-        let name = param.relative_path().cloned().unwrap_or_else(|| "value".into());
+        let name = param
+            .relative_path()
+            .cloned()
+            .unwrap_or_else(|| "value".into());
         return Err(RenderErrorReason::MissingVariable(Some(name)).into());
     }
     out.write(&yaml_quote(param.value()))?;
@@ -205,9 +275,22 @@ mod tests {
     #[test]
     fn yaml_helper_quotes_hostile_strings() {
         let dir = tempfile::tempdir().unwrap();
-        let r = renderer_with(dir.path(), &[("t/x.yaml.hbs", "branch: {{yaml branch}}\n")]).unwrap();
-        for hostile in ["\": {a: b}", "$(rm -rf /)", "a\nb: c", "'; DROP", "# comment", "*alias", "&anchor", "null", "yes"] {
-            let out = r.render("t/x.yaml.hbs", &json!({"branch": hostile})).unwrap();
+        let r =
+            renderer_with(dir.path(), &[("t/x.yaml.hbs", "branch: {{yaml branch}}\n")]).unwrap();
+        for hostile in [
+            "\": {a: b}",
+            "$(rm -rf /)",
+            "a\nb: c",
+            "'; DROP",
+            "# comment",
+            "*alias",
+            "&anchor",
+            "null",
+            "yes",
+        ] {
+            let out = r
+                .render("t/x.yaml.hbs", &json!({"branch": hostile}))
+                .unwrap();
             #[derive(serde::Deserialize)]
             struct Doc {
                 branch: String,
@@ -221,7 +304,10 @@ mod tests {
     fn missing_variable_names_template_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let r = renderer_with(dir.path(), &[("t/y.yaml.hbs", "a: 1\nb: {{yaml nope}}\n")]).unwrap();
-        let err = r.render("t/y.yaml.hbs", &json!({})).unwrap_err().to_string();
+        let err = r
+            .render("t/y.yaml.hbs", &json!({}))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("templates/t/y.yaml.hbs:2"), "{err}");
         assert!(err.contains("nope"), "{err}");
     }
@@ -229,7 +315,9 @@ mod tests {
     #[test]
     fn syntax_error_names_template_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let err = renderer_with(dir.path(), &[("t/z.yaml.hbs", "a: 1\nb: {{#if x}}\n")]).unwrap_err().to_string();
+        let err = renderer_with(dir.path(), &[("t/z.yaml.hbs", "a: 1\nb: {{#if x}}\n")])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("templates/t/z.yaml.hbs:"), "{err}");
     }
 
@@ -237,6 +325,9 @@ mod tests {
     fn no_html_escaping() {
         let dir = tempfile::tempdir().unwrap();
         let r = renderer_with(dir.path(), &[("t/e.hbs", "{{v}}")]).unwrap();
-        assert_eq!(r.render("t/e.hbs", &json!({"v": "<a&b>"})).unwrap(), "<a&b>");
+        assert_eq!(
+            r.render("t/e.hbs", &json!({"v": "<a&b>"})).unwrap(),
+            "<a&b>"
+        );
     }
 }
