@@ -151,7 +151,7 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts a cluster named `<name>-<pid>`: etcd, kube-apiserver, kube-controller-manager,
+    /// Starts a cluster named `<name>-<pid>-<n>`: etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler and kwok with one Ready node.
     ///
     /// Returns `None` after a loud skip message when the binaries are missing, unless
@@ -170,7 +170,13 @@ impl TestCluster {
         if !missing.is_empty() {
             return skip_or_fail(&format!("test cluster {name}"), &missing);
         }
-        let full = format!("{name}-{}", std::process::id());
+        // Unique per process and per call, so two tests asking for the same name never share.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let full = format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
         let owner = std::process::id().to_string();
         let mut args = vec!["up", full.as_str(), "--owner-pid", owner.as_str()];
         if with_rollouts {
