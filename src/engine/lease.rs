@@ -184,8 +184,21 @@ pub enum LeaseError {
     },
     #[error("environment {env} was taken over by {op} run {holder}; stopping here", op = .by.operation, holder = .by.holder)]
     Lost { env: String, by: LeaseRecord },
+    /// The environment (and its lease with it) was deleted under this run.
+    #[error("environment {env} was deleted by another run (a down or gc); stopping here")]
+    Gone { env: String },
     #[error(transparent)]
     Store(#[from] ProviderError),
+}
+
+/// A store error, except that a missing environment means another run deleted it.
+fn store_error(env: &str, e: ProviderError) -> LeaseError {
+    match e {
+        ProviderError::NotFound(_) => LeaseError::Gone {
+            env: env.to_string(),
+        },
+        e => LeaseError::Store(e),
+    }
 }
 
 /// Takes the lease for `me`, retrying compare-and-swap conflicts.
@@ -198,7 +211,7 @@ pub async fn acquire<S: LeaseStore>(
     me: &LeaseRecord,
 ) -> Result<Option<LeaseRecord>, LeaseError> {
     for _ in 0..20 {
-        let current = store.read().await?;
+        let current = store.read().await.map_err(|e| store_error(env, e))?;
         let now = Timestamp::now();
         let superseded = match decide(current.as_ref().map(|(l, _)| l), me, now) {
             Decision::Take => None,
@@ -214,7 +227,8 @@ pub async fn acquire<S: LeaseStore>(
         mine.renewed_at = now;
         match store
             .write(&mine, current.as_ref().map(|(_, v)| v.as_str()))
-            .await?
+            .await
+            .map_err(|e| store_error(env, e))?
         {
             Written::Ok => return Ok(superseded),
             Written::Conflict => continue,
@@ -235,7 +249,7 @@ pub async fn check_and_renew<S: LeaseStore>(
     me: &LeaseRecord,
 ) -> Result<(), LeaseError> {
     for _ in 0..20 {
-        let current = store.read().await?;
+        let current = store.read().await.map_err(|e| store_error(env, e))?;
         match &current {
             Some((l, _)) if l.holder != me.holder && !l.is_expired(Timestamp::now()) => {
                 return Err(LeaseError::Lost {
@@ -250,7 +264,8 @@ pub async fn check_and_renew<S: LeaseStore>(
         mine.renewed_at = Timestamp::now();
         match store
             .write(&mine, current.as_ref().map(|(_, v)| v.as_str()))
-            .await?
+            .await
+            .map_err(|e| store_error(env, e))?
         {
             Written::Ok => return Ok(()),
             Written::Conflict => continue,
@@ -384,6 +399,41 @@ mod tests {
                 *g = None;
             }
             Ok(())
+        }
+    }
+
+    /// A store whose environment was deleted: reads find nothing, writes find no cluster.
+    struct Vanished;
+
+    impl LeaseStore for Vanished {
+        async fn read(&self) -> Result<Option<(LeaseRecord, String)>, ProviderError> {
+            Ok(None)
+        }
+        async fn write(&self, _: &LeaseRecord, _: Option<&str>) -> Result<Written, ProviderError> {
+            Err(ProviderError::NotFound("pr-3".into()))
+        }
+        async fn release(&self, _: &str) -> Result<(), ProviderError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_environment_means_another_run_won_not_bad_input() {
+        let me = LeaseRecord::new(
+            "u",
+            Operation::Up,
+            Timestamp::now(),
+            Duration::from_secs(60),
+        );
+        for err in [
+            acquire(&Vanished, "pr-3", &me).await.unwrap_err(),
+            check_and_renew(&Vanished, "pr-3", &me).await.unwrap_err(),
+        ] {
+            assert!(matches!(err, LeaseError::Gone { .. }), "{err}");
+            assert_eq!(
+                crate::engine::EngineError::from(err).exit_status(),
+                crate::ExitStatus::LeaseHeld
+            );
         }
     }
 
