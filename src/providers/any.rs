@@ -36,11 +36,10 @@ impl AnyProvider {
         opts: &ProviderOptions,
     ) -> Result<Self, ProviderError> {
         Ok(match &env.provider {
-            ProviderConfig::Aks(_) => {
-                return Err(ProviderError::Config(
-                    "the AKS provider is not wired into the engine yet".into(),
-                ));
-            }
+            ProviderConfig::Aks(cfg) => AnyProvider::Aks(Box::new(super::aks::from_config(
+                cfg,
+                &super::probe::SystemProbe,
+            )?)),
             ProviderConfig::Kind(cfg) => AnyProvider::Kind(
                 KindProvider::new(cfg, renderer)?.keep_on_failure(opts.keep_on_failure),
             ),
