@@ -45,8 +45,12 @@ pub fn plan_request(
 ) -> Result<ProviderPlan, ProviderError> {
     let documents = match &env.provider {
         ProviderConfig::Aks(cfg) => aks(cfg, name, record)?,
-        ProviderConfig::Kind(cfg) => kind(cfg, name, renderer)?,
+        ProviderConfig::Kind(cfg) => kind(cfg, &super::kind::cluster_name(name), renderer)?,
         ProviderConfig::Local(cfg) => local(cfg),
+    };
+    let cluster_name = match &env.provider {
+        ProviderConfig::Kind(_) => super::kind::cluster_name(name),
+        _ => name.to_string(),
     };
     let mut documents = documents;
     if !matches!(env.provider, ProviderConfig::Aks(_)) {
@@ -62,7 +66,7 @@ pub fn plan_request(
     }
     Ok(ProviderPlan {
         kind: env.provider.kind().to_string(),
-        cluster_name: name.to_string(),
+        cluster_name,
         documents,
     })
 }
@@ -96,12 +100,12 @@ fn aks(
     Ok(docs)
 }
 
-/// The directory on the host that holds the kind nodes' registry mirror `hosts.toml`, mounted
-/// at [`KIND_CERTS_D`]`/<host>`. The kind provider writes the file there before creating the
-/// cluster.
-pub fn kind_mirror_dir(name: &str, host: &str) -> PathBuf {
+/// The directory on the host that holds the kind nodes' registry mirror `hosts.toml` for kind
+/// cluster `cluster`, mounted at [`KIND_CERTS_D`]`/<host>`. The kind provider writes the file
+/// there before creating the cluster.
+pub fn kind_mirror_dir(cluster: &str, host: &str) -> PathBuf {
     std::env::temp_dir()
-        .join(format!("ephemera-kind-{name}"))
+        .join(format!("{cluster}-kind"))
         .join("certs.d")
         .join(host)
 }
@@ -135,15 +139,17 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The kind cluster config for `name`, as YAML text.
+/// The kind cluster config for the kind cluster `cluster` (see [`super::kind::cluster_name`]), as
+/// YAML text. The node is labelled with the environment's name.
 ///
 /// # Errors
 /// A template error, as [`ProviderError::Config`].
 pub fn kind_cluster_config(
     cfg: &KindConfig,
-    name: &str,
+    cluster: &str,
     renderer: &Renderer,
 ) -> Result<String, ProviderError> {
+    let env_name = cluster.strip_prefix(super::kind::PREFIX).unwrap_or(cluster);
     let ports: Vec<Value> = match &cfg.extra_port_mappings {
         Some(m) => m
             .iter()
@@ -155,14 +161,14 @@ pub fn kind_cluster_config(
         json!({
             "host": m.host,
             "endpoint": m.endpoint,
-            "hostDir": kind_mirror_dir(name, &m.host).display().to_string(),
+            "hostDir": kind_mirror_dir(cluster, &m.host).display().to_string(),
             "containerDir": format!("{KIND_CERTS_D}/{}", m.host),
         })
     });
     let data = json!({
-        "name": name,
+        "name": cluster,
         "nodeImage": cfg.node_image,
-        "nodeLabels": node_labels(name),
+        "nodeLabels": node_labels(env_name),
         "portMappings": ports,
         "registryMirror": mirror,
     });
@@ -180,17 +186,17 @@ fn node_labels(name: &str) -> Value {
 
 fn kind(
     cfg: &KindConfig,
-    name: &str,
+    cluster: &str,
     renderer: &Renderer,
 ) -> Result<Vec<(String, Value)>, ProviderError> {
-    let text = kind_cluster_config(cfg, name, renderer)?;
+    let text = kind_cluster_config(cfg, cluster, renderer)?;
     let config: Value = serde_saphyr::from_str(&text).map_err(|e| {
         ProviderError::Config(format!(
             "templates/{KIND_CLUSTER_TEMPLATE}: the rendered cluster config is not YAML: {e}"
         ))
     })?;
     let mut docs = vec![(
-        format!("kind create cluster --name {name} --config <this document>"),
+        format!("kind create cluster --name {cluster} --config <this document>"),
         config,
     )];
     if let Some(m) = &cfg.registry_mirror {
@@ -198,7 +204,7 @@ fn kind(
             format!(
                 "registry mirror for {}: {}/hosts.toml",
                 m.host,
-                kind_mirror_dir(name, &m.host).display()
+                kind_mirror_dir(cluster, &m.host).display()
             ),
             json!({ "hostsToml": kind_hosts_toml(&m.host, &m.endpoint) }),
         ));
