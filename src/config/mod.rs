@@ -758,7 +758,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     // First as plain data: syntax errors, and a wrong apiVersion or kind, come before any
     // complaint about fields that would only confuse when the file is not an Environment at all.
     let doc: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| at(e.location(), "", saphyr_message(&e)))?;
+        serde_saphyr::from_str(text).map_err(|e| at(e.location(), "", saphyr_message(&e, text)))?;
     let Some(map) = doc.as_object() else {
         return Err(source.error(
             "",
@@ -783,7 +783,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     })
     .map_err(|e| {
         let p = if path == "." { "" } else { path.as_str() };
-        at(e.location(), p, saphyr_message(&e))
+        at(e.location(), p, saphyr_message(&e, text))
     })?;
     validate::validate(&env)
         .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
@@ -791,7 +791,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
 }
 
 /// The deserializer's message without its location suffix or source snippet.
-fn saphyr_message(e: &serde_saphyr::Error) -> String {
+fn saphyr_message(e: &serde_saphyr::Error, text: &str) -> String {
     use serde_saphyr::MessageFormatter as _;
     let mut inner = e;
     while let serde_saphyr::Error::AliasError { error, .. }
@@ -799,9 +799,37 @@ fn saphyr_message(e: &serde_saphyr::Error) -> String {
     {
         inner = error;
     }
+    if let serde_saphyr::Error::InvalidScalar { ty, location } = inner {
+        let expected = match *ty {
+            "u8" => "a whole number from 0 to 255".to_string(),
+            "u16" => "a whole number from 0 to 65535".to_string(),
+            "u32" => "a whole number from 0 to 4294967295".to_string(),
+            "u64" => "a whole number from 0 to 18446744073709551615".to_string(),
+            "bool" | "boolean" => "true or false".to_string(),
+            other => format!("a value of type {other}"),
+        };
+        return match scalar_at(text, location.line(), location.column()) {
+            Some(found) => format!("{found:?} is not {expected}"),
+            None => format!("expected {expected}"),
+        };
+    }
     serde_saphyr::DefaultMessageFormatter
         .format_message(inner)
         .into_owned()
+}
+
+/// The plain scalar starting at 1-based `line`:`column` of `text`, for messages (at most 40
+/// characters).
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = l
+        .chars()
+        .skip(usize::try_from(column).ok()?.checked_sub(1)?)
+        .collect();
+    let value = rest.split(" #").next().unwrap_or_default().trim();
+    (!value.is_empty()).then(|| value.chars().take(40).collect())
 }
 
 impl Environment {

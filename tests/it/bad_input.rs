@@ -69,7 +69,7 @@ fn cases() -> Vec<Case> {
         case(
             "wrong type",
             Edit("replicas: 1", "replicas: two"),
-            ":13:13: app.replicas: invalid u32",
+            ":13:13: app.replicas: \"two\" is not a whole number from 0 to 4294967295",
         ),
         case(
             "pr zero",
@@ -215,7 +215,12 @@ fn cases() -> Vec<Case> {
         case(
             "port out of range",
             Edit("  replicas: 1\n", "  replicas: 1\n  port: 70000\n"),
-            ":14:9: app.port: invalid u16",
+            ":14:9: app.port: \"70000\" is not a whole number from 0 to 65535",
+        ),
+        case(
+            "not a boolean",
+            Edit("    enabled: false\n", "    enabled: maybe\n"),
+            ":10:14: addons.argoCd.enabled: \"maybe\" is not true or false",
         ),
         case(
             "unknown provider",

@@ -451,3 +451,46 @@ fn gitops_mode_replaces_the_rollout_with_an_application() {
     );
     assert_eq!(app["spec"]["destination"]["namespace"], "cats");
 }
+
+/// `--templates DIR` replaces embedded templates file by file and can add objects of its own.
+#[test]
+fn template_overrides_add_and_replace_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("60-config.yaml.hbs"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {{yaml namespace}}\ndata:\n  host: {{yaml host}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("00-namespace.yaml.hbs"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{yaml namespace}}\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "plan",
+        "--env",
+        "environments/local.yaml",
+        "--pr",
+        "7",
+        "--image",
+        IMAGE,
+        "--now",
+        NOW,
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docs = yaml_docs(&stdout(&o));
+    assert_eq!(
+        find(&docs, "ConfigMap", "extra")["data"]["host"],
+        "pr-7.127.0.0.1.nip.io"
+    );
+    let ns = find(&docs, "Namespace", "cats");
+    assert!(
+        ns["metadata"].get("labels").is_none(),
+        "the override replaced the embedded namespace template"
+    );
+    find(&docs, "Rollout", "cats");
+}
