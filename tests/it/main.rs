@@ -10,3 +10,4 @@ mod bad_input;
 mod cli;
 mod plan;
 mod aks;
+mod app;
