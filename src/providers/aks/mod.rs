@@ -83,6 +83,52 @@ where
     Aks::new(cfg, Arc::new(probe.clone()))
 }
 
+/// A subscription id, trimmed; `field` names where it came from in the error.
+///
+/// # Errors
+/// [`ProviderError::Config`] for an empty value or characters no subscription id has.
+pub fn subscription_id(value: &str, field: &str) -> Result<String, ProviderError> {
+    let subscription = value.trim().to_string();
+    if subscription.is_empty()
+        || !subscription
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ProviderError::Config(format!(
+            "{field}: {subscription:?} is not a subscription id (letters, digits and '-')"
+        )));
+    }
+    Ok(subscription)
+}
+
+/// An ARM client for `cloud`, authenticated by the credential chain over `probe`'s variables
+/// (read again on every pass). The AKS provider and the Azure DNS zone client share it.
+///
+/// # Errors
+/// [`ProviderError::Config`] for an unusable `AZURE_TOKEN_CREDENTIALS`;
+/// [`ProviderError::Transport`] when no HTTP client can be built.
+pub fn arm_client(
+    cloud: &CloudEndpoints,
+    probe: Arc<dyn Probe + Send + Sync>,
+) -> Result<ArmClient, ProviderError> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| ProviderError::Transport {
+            context: "building the HTTP client".into(),
+            source: Box::new(e),
+        })?;
+    let chain = CredentialChain::new(probe, cloud.clone(), http.clone());
+    chain.check()?;
+    Ok(ArmClient::new(
+        http,
+        cloud.resource_manager.clone(),
+        chain,
+        Timing::default(),
+    ))
+}
+
 impl Aks {
     /// As [`from_config`], with a shared probe.
     ///
@@ -96,33 +142,9 @@ impl Aks {
             Some(s) => (s, ENV_SUBSCRIPTION),
             None => (cfg.subscription.clone(), "provider.aks.subscription"),
         };
-        let subscription = subscription.trim().to_string();
-        if subscription.is_empty()
-            || !subscription
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(ProviderError::Config(format!(
-                "{field}: {subscription:?} is not a subscription id (letters, digits and '-')"
-            )));
-        }
+        let subscription = subscription_id(&subscription, field)?;
         let cloud = CloudEndpoints::resolve(&cfg.cloud, probe.as_ref())?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| ProviderError::Transport {
-                context: "building the HTTP client".into(),
-                source: Box::new(e),
-            })?;
-        let chain = CredentialChain::new(probe, cloud.clone(), http.clone());
-        chain.check()?;
-        let arm = ArmClient::new(
-            http,
-            cloud.resource_manager.clone(),
-            chain,
-            Timing::default(),
-        );
+        let arm = arm_client(&cloud, probe)?;
         Ok(Aks {
             cfg: cfg.clone(),
             subscription,
