@@ -40,6 +40,8 @@ pub enum Error {
     App(#[from] crate::app::AppError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
 }
 
 impl Error {
@@ -52,6 +54,7 @@ impl Error {
             Error::Addon(e) => e.exit_status(),
             Error::App(e) => e.exit_status(),
             Error::Engine(e) => e.exit_status(),
+            Error::Dns(e) => e.exit_status(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod providers;
 pub mod kube;
 pub mod addons;
 pub mod app;
+pub mod dns;
 pub mod engine;
 pub mod github;
 pub mod progress;

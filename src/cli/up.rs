@@ -86,12 +86,12 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
 }
 
 /// A duration flag (`30s`, `15m`, `1h`).
-pub(super) fn duration(flag: &str, value: &str) -> Result<Duration, ephemera::Error> {
+pub(super) fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
     ephemera::config::duration::parse(value, &['s', 'm', 'h', 'd']).map_err(|message| {
-        ephemera::names::NameError::Invalid {
+        ephemera::Error::from(ephemera::names::NameError::Invalid {
             what: flag.into(),
             message,
-        }
+        })
         .into()
     })
 }

@@ -11,3 +11,4 @@ mod cli;
 mod plan;
 mod aks;
 mod app;
+mod dns;

@@ -17,6 +17,7 @@
 //! Counters record every PUT, every create and every resource group creation, so tests can
 //! assert that no second cluster or group was ever created.
 
+pub mod dns;
 pub mod swagger;
 
 use std::collections::BTreeMap;
@@ -166,6 +167,8 @@ pub struct State {
     forced_throttles: usize,
     /// Clusters whose next create ends Failed with (code, message).
     fail_create: BTreeMap<String, (String, String)>,
+    /// Azure DNS zones and record sets (see [`dns`]).
+    pub dns: dns::DnsState,
     cfg: Option<Config>,
     rng: Option<rand::rngs::StdRng>,
 }
@@ -822,6 +825,9 @@ fn route(
                 return r;
             }
             cluster_action(st, cfg, base, &seg[3], &seg[7], action)
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", ..] => {
+            dns::route(st, cfg, base, method, path, &seg, q, headers, json_body)
         }
         _ => arm_error(
             StatusCode::NOT_FOUND,
