@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::kube_lease::KubeLease;
+use super::arm_lease::lease_store;
 use super::lease::{self, LeaseRecord, Operation};
 use super::{StepReport, Steps};
 use crate::progress::Progress;
@@ -60,17 +60,14 @@ pub async fn down_with(
     let mut superseded = None;
     // The lease tells a running `up` to stop at its next step. An unreachable or missing cluster
     // has no lease to take, which is fine: there is nothing for an `up` to continue with.
-    match provider.kubeconfig(name).await {
-        Ok(kc) => match take_lease(&kc, name).await {
-            Ok(prev) => superseded = prev.map(|p| p.holder),
-            Err(e) => tracing::warn!(
-                "could not take the lease of {name} (deleting anyway): {}",
-                super::chain(&e)
-            ),
-        },
-        Err(ProviderError::NotFound(_)) => {}
+    match take_lease(provider, name).await {
+        Ok(prev) => superseded = prev.map(|p| p.holder),
+        Err(
+            crate::Error::Provider(ProviderError::NotFound(_))
+            | crate::Error::Engine(super::EngineError::Lease(lease::LeaseError::Gone { .. })),
+        ) => {}
         Err(e) => tracing::warn!(
-            "cluster of {name} is not reachable (deleting anyway): {}",
+            "could not take the lease of {name} (deleting anyway): {}",
             super::chain(&e)
         ),
     }
@@ -107,19 +104,28 @@ pub async fn down_with(
     })
 }
 
-async fn take_lease(kc: &Kubeconfig, name: &str) -> Result<Option<LeaseRecord>, crate::Error> {
-    let client = kc.client().await?;
-    let store = KubeLease::new(client, name);
+async fn take_lease(
+    provider: &AnyProvider,
+    name: &str,
+) -> Result<Option<LeaseRecord>, crate::Error> {
     let me = LeaseRecord::new(
         lease::run_id(Timestamp::now()),
         Operation::Down,
         Timestamp::now(),
         super::up::LEASE_DURATION,
     );
-    let fut = lease::acquire(&store, name, &me);
-    // A cluster that hangs must not keep `down` from deleting it.
+    let fut = async {
+        let store = lease_store(provider, name, None).await?;
+        Ok::<_, crate::Error>(
+            lease::acquire(&store, name, &me)
+                .await
+                .map_err(super::EngineError::from)?,
+        )
+    };
+    // A cluster that hangs, or an operation running on it, must not keep `down` from deleting
+    // it.
     match tokio::time::timeout(std::time::Duration::from_secs(20), fut).await {
-        Ok(r) => Ok(r.map_err(super::EngineError::from)?),
+        Ok(r) => r,
         Err(_) => Err(super::EngineError::Invalid("timed out taking the lease".into()).into()),
     }
 }

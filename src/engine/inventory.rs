@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 
 use super::EngineError;
+use super::arm_lease::lease_store;
 use super::gc::{OpenPrs, Reason, select};
-use super::kube_lease::KubeLease;
 use super::lease::{LeaseRecord, LeaseStore};
 use crate::config::Environment;
 use crate::progress::Progress;
@@ -137,7 +137,11 @@ pub async fn status(
             return Ok(report);
         }
     };
-    match KubeLease::new(client.clone(), name.as_str()).read().await {
+    let lease = match lease_store(&provider, name.as_str(), Some(&client)).await {
+        Ok(store) => store.read().await.map_err(crate::Error::from),
+        Err(e) => Err(e),
+    };
+    match lease {
         Ok(l) => report.lease = l.map(|(l, _)| l).filter(|l| !l.is_expired(now)),
         Err(e) => report
             .notes

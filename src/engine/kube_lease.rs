@@ -106,19 +106,10 @@ impl LeaseStore for KubeLease {
             Some(o) => {
                 let version = o.metadata.resource_version.clone().unwrap_or_default();
                 // A lease we cannot read is treated as free, but the CAS still guards the write.
-                Ok(Some(match from_object(&o) {
-                    Some(l) => (l, version),
-                    None => (
-                        LeaseRecord {
-                            holder: String::new(),
-                            operation: Operation::Up,
-                            started_at: jiff::Timestamp::UNIX_EPOCH,
-                            renewed_at: jiff::Timestamp::UNIX_EPOCH,
-                            duration_seconds: 1,
-                        },
-                        version,
-                    ),
-                }))
+                Ok(Some((
+                    from_object(&o).unwrap_or_else(LeaseRecord::vacant),
+                    version,
+                )))
             }
         }
     }

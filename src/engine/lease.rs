@@ -65,6 +65,18 @@ impl LeaseRecord {
         }
     }
 
+    /// A lease nobody holds, long lapsed: what a missing or damaged stored lease reads as, so
+    /// the store's version still guards the write that takes it.
+    pub fn vacant() -> Self {
+        LeaseRecord {
+            holder: String::new(),
+            operation: Operation::Up,
+            started_at: Timestamp::UNIX_EPOCH,
+            renewed_at: Timestamp::UNIX_EPOCH,
+            duration_seconds: 1,
+        }
+    }
+
     /// When the lease lapses if not renewed.
     pub fn expires_at(&self) -> Timestamp {
         let secs = i64::try_from(self.duration_seconds).unwrap_or(i64::MAX / 2);

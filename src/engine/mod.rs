@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::progress::{Progress, State};
 
+pub mod arm_lease;
 pub mod ci;
 pub mod down;
 pub mod gc;

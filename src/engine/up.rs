@@ -10,7 +10,7 @@ use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::kube_lease::KubeLease;
+use super::arm_lease::{AnyLeaseStore, guarded, lease_store, preflight, taken_over};
 use super::lease::{self, LeaseRecord, LeaseStore, Operation};
 use super::{EngineError, StepReport, Steps};
 use crate::addons::ResolvedAddon;
@@ -280,6 +280,15 @@ async fn create_or_converge(
 ) -> Result<UpReport, crate::Error> {
     let mut steps = Steps::new(progress.clone());
     let name = record.name.clone();
+    let me = LeaseRecord::new(
+        lease::run_id(Timestamp::now()),
+        Operation::Up,
+        Timestamp::now(),
+        LEASE_DURATION,
+    );
+    // Down always wins: an up that starts while a down (or a newer up) holds the environment
+    // gives way before it repairs or recreates anything.
+    let early_store = preflight(provider, &name, &me).await?;
     let req = ClusterRequest {
         name: name.clone(),
         record: record.clone(),
@@ -287,9 +296,32 @@ async fn create_or_converge(
     let ensured = steps.run("cluster", provider.ensure(&req)).await?;
     let created = ensured.created;
     let rest = converge(
-        opts, env, plan, renderer, provider, ensured, &mut steps, progress,
+        opts,
+        env,
+        plan,
+        renderer,
+        provider,
+        ensured,
+        &me,
+        early_store,
+        &mut steps,
+        progress,
     )
     .await;
+    // A step that failed because a down deleted the environment, or another run took it over,
+    // reports that (exit 4) rather than its symptom, and leaves the environment to the winner.
+    let rest = match rest {
+        Err(e) if !is_superseded(&e) => {
+            match taken_over(provider, &name, &me, Duration::from_secs(30)).await {
+                Some(why) => {
+                    tracing::warn!("{}", super::chain(&e));
+                    Err(EngineError::from(why).into())
+                }
+                None => Err(e),
+            }
+        }
+        other => other,
+    };
     match rest {
         Ok(report) => Ok(report),
         Err(e) if created && !opts.keep_on_failure && !is_superseded(&e) => {
@@ -310,7 +342,12 @@ async fn create_or_converge(
 
 /// A run that lost its lease to a newer `up` or a `down` must not delete what the winner uses.
 fn is_superseded(e: &crate::Error) -> bool {
-    matches!(e, crate::Error::Engine(EngineError::Lease(_)))
+    match e {
+        crate::Error::Engine(EngineError::Lease(lease::LeaseError::Store(_))) => false,
+        crate::Error::Engine(EngineError::Lease(_)) => true,
+        crate::Error::Engine(EngineError::Step { source, .. }) => is_superseded(source),
+        _ => false,
+    }
 }
 
 async fn check_limit(
@@ -350,6 +387,8 @@ async fn converge(
     renderer: &Arc<Renderer>,
     provider: &AnyProvider,
     ensured: crate::providers::Ensured,
+    me: &LeaseRecord,
+    early_store: Option<AnyLeaseStore<'_>>,
     steps: &mut Steps,
     progress: Arc<dyn Progress>,
 ) -> Result<UpReport, crate::Error> {
@@ -364,14 +403,11 @@ async fn converge(
         .await?;
     let client = kubeconfig.client().await?;
 
-    let store = KubeLease::new(client.clone(), &name);
-    let me = LeaseRecord::new(
-        lease::run_id(Timestamp::now()),
-        Operation::Up,
-        Timestamp::now(),
-        LEASE_DURATION,
-    );
-    if let Some(previous) = lease::acquire(&store, &name, &me)
+    let store = match early_store {
+        Some(s) => s,
+        None => lease_store(provider, &name, Some(&client)).await?,
+    };
+    if let Some(previous) = lease::acquire(&store, &name, me)
         .await
         .map_err(EngineError::from)?
     {
@@ -393,20 +429,26 @@ async fn converge(
             steps
                 .run(
                     "addons",
-                    install_addons(
-                        &client,
+                    guarded(
+                        &store,
+                        provider,
                         &name,
-                        env,
-                        plan,
-                        renderer,
-                        opts,
-                        progress.clone(),
-                        &fingerprint,
+                        me,
+                        install_addons(
+                            &client,
+                            &name,
+                            env,
+                            plan,
+                            renderer,
+                            opts,
+                            progress.clone(),
+                            &fingerprint,
+                        ),
                     ),
                 )
                 .await?;
         }
-        lease::check_and_renew(&store, &name, &me)
+        lease::check_and_renew(&store, &name, me)
             .await
             .map_err(EngineError::from)?;
 
@@ -414,10 +456,16 @@ async fn converge(
         let rollout = steps
             .run(
                 "app",
-                apply_app(&client, &name, env, &plan.manifests, deadline),
+                guarded(
+                    &store,
+                    provider,
+                    &name,
+                    me,
+                    apply_app(&client, &name, env, &plan.manifests, deadline),
+                ),
             )
             .await?;
-        lease::check_and_renew(&store, &name, &me)
+        lease::check_and_renew(&store, &name, me)
             .await
             .map_err(EngineError::from)?;
 
@@ -430,11 +478,14 @@ async fn converge(
             let health = env.app.health_path.clone();
             let serves = ensured.serves_traffic;
             steps
-                .run("report", async {
-                    let accept_invalid = crate::app::accept_invalid_certs(issuer, insecure)?;
-                    crate::app::report_url(u, &health, serves, report_deadline, accept_invalid)
-                        .await
-                })
+                .run(
+                    "report",
+                    guarded(&store, provider, &name, me, async {
+                        let accept_invalid = crate::app::accept_invalid_certs(issuer, insecure)?;
+                        crate::app::report_url(u, &health, serves, report_deadline, accept_invalid)
+                            .await
+                    }),
+                )
                 .await?;
             if record.url.as_deref() != Some(u) {
                 record.url = Some(u.clone());

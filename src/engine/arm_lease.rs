@@ -1,0 +1,405 @@
+//! The lease for AKS environments: the managed cluster's ARM tag `ephemera-lease`, holding
+//! [`LeaseRecord::to_tag`], read with the cluster GET (its ETag is the compare-and-swap token)
+//! and written with `updateTags` under `If-Match`, so two runs can never both believe they hold
+//! it. Every other tag (the ownership record, the file's tags) is written back unchanged.
+//!
+//! [`AnyLeaseStore`] picks the store an environment's provider uses: this one for AKS, a
+//! `coordination.k8s.io` Lease in the cluster ([`KubeLease`]) for kind and local. The helpers
+//! at the end hold a lease while `up` works: [`preflight`] before anything changes, [`guarded`]
+//! around each long step, [`taken_over`] to explain a failed step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::EngineError;
+use super::kube_lease::KubeLease;
+use super::lease::{self, Decision, LeaseError, LeaseRecord, LeaseStore, Written};
+use crate::providers::aks::arm::ArmClient;
+use crate::providers::aks::credentials::CredentialChain;
+use crate::providers::aks::{Aks, TagUpdate, Timing, spec};
+use crate::providers::any::AnyProvider;
+use crate::providers::probe::SystemProbe;
+use crate::providers::{Provider, ProviderError};
+
+/// The tag holding the lease.
+pub const TAG: &str = "ephemera-lease";
+
+/// How long a write waits when ARM refuses it because an operation runs on the cluster (a
+/// create finishing, a `down` deleting it), before the caller reads again.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// A lease held in an ARM tag of the environment's managed cluster.
+pub struct ArmLease<'a> {
+    aks: &'a Aks,
+    name: String,
+    /// A reader of its own: the provider's client is private to it, and reads need the ETag.
+    arm: ArmClient,
+}
+
+impl<'a> ArmLease<'a> {
+    /// The lease of environment `name`, whose cluster `aks` manages.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(aks: &'a Aks, name: &str) -> Result<Self, ProviderError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| ProviderError::Transport {
+                context: "building the HTTP client for the lease".into(),
+                source: Box::new(e),
+            })?;
+        let cloud = aks.cloud().clone();
+        let creds = CredentialChain::new(Arc::new(SystemProbe), cloud.clone(), http.clone());
+        let timing = Timing {
+            request_timeout: Duration::from_secs(30),
+            ..Timing::default()
+        };
+        Ok(ArmLease {
+            aks,
+            name: name.to_string(),
+            arm: ArmClient::new(http, cloud.resource_manager, creds, timing),
+        })
+    }
+
+    /// The cluster's tags and ETag; `None` when the cluster does not exist.
+    async fn tags(&self) -> Result<Option<(BTreeMap<String, String>, String)>, ProviderError> {
+        let op = format!("reading the lease of {}", self.name);
+        let url = self.arm.url(&format!(
+            "{}?api-version={}",
+            self.aks.resource_id(&self.name),
+            spec::MANAGED_CLUSTERS_API_VERSION
+        ))?;
+        let r = self.arm.get(&url, &op).await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !r.status.is_success() {
+            return Err(r.into_error(&op));
+        }
+        let etag = r.etag().ok_or_else(|| ProviderError::Api {
+            operation: op.clone(),
+            status: r.status.as_u16(),
+            code: "MissingETag".into(),
+            message: "the cluster came without an ETag, so its lease cannot be written safely"
+                .into(),
+        })?;
+        Ok(Some((tag_map(&r.body), etag)))
+    }
+
+    /// Writes `tags` if the cluster still has `etag`. An operation running on the cluster makes
+    /// ARM refuse tag writes (409); that reads as a conflict after a pause, so the caller reads
+    /// the cluster again and sees who is there.
+    async fn put_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        etag: &str,
+    ) -> Result<Written, ProviderError> {
+        match self
+            .aks
+            .update_tags_if_match(&self.name, tags, Some(etag))
+            .await
+        {
+            Ok(TagUpdate::Updated { .. }) => Ok(Written::Ok),
+            Ok(TagUpdate::Conflict) => Ok(Written::Conflict),
+            Err(ProviderError::Api { status: 409, .. }) => {
+                tokio::time::sleep(BUSY_WAIT).await;
+                Ok(Written::Conflict)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn tag_map(body: &Value) -> BTreeMap<String, String> {
+    body.get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl LeaseStore for ArmLease<'_> {
+    async fn read(&self) -> Result<Option<(LeaseRecord, String)>, ProviderError> {
+        Ok(self.tags().await?.map(|(tags, etag)| {
+            let lease = tags
+                .get(TAG)
+                .and_then(|v| LeaseRecord::from_tag(v))
+                .unwrap_or_else(LeaseRecord::vacant);
+            (lease, etag)
+        }))
+    }
+
+    async fn write(
+        &self,
+        lease: &LeaseRecord,
+        expected: Option<&str>,
+    ) -> Result<Written, ProviderError> {
+        // The lease is a tag of the cluster: with no cluster there is nothing to hold.
+        let Some((mut tags, etag)) = self.tags().await? else {
+            return Err(ProviderError::NotFound(self.name.clone()));
+        };
+        if expected != Some(etag.as_str()) {
+            return Ok(Written::Conflict);
+        }
+        tags.insert(TAG.to_string(), lease.to_tag());
+        self.put_tags(&tags, &etag).await
+    }
+
+    async fn release(&self, holder: &str) -> Result<(), ProviderError> {
+        for _ in 0..5 {
+            let Some((mut tags, etag)) = self.tags().await? else {
+                return Ok(());
+            };
+            let ours = tags
+                .get(TAG)
+                .and_then(|v| LeaseRecord::from_tag(v))
+                .is_some_and(|l| l.holder == holder);
+            if !ours {
+                return Ok(());
+            }
+            tags.remove(TAG);
+            match self.put_tags(&tags, &etag).await {
+                Ok(Written::Ok) | Err(ProviderError::NotFound(_)) => return Ok(()),
+                Ok(Written::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        // It lapses by itself; a later run takes it as expired.
+        tracing::warn!(
+            "the lease of {} kept changing while being released; it lapses by itself",
+            self.name
+        );
+        Ok(())
+    }
+}
+
+/// The lease store of an environment, as its provider keeps it.
+// One per run, never in a collection: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum AnyLeaseStore<'a> {
+    Arm(ArmLease<'a>),
+    Kube(KubeLease),
+}
+
+impl AnyLeaseStore<'_> {
+    /// Whether the lease lives with the provider's resource (so it can be read before the
+    /// cluster answers), rather than inside the cluster.
+    pub fn on_provider_resource(&self) -> bool {
+        matches!(self, AnyLeaseStore::Arm(_))
+    }
+}
+
+/// The lease store for environment `name`: the ARM tag for AKS; for kind and local, the Lease in
+/// the cluster reached with `client`, or with a client made from the provider's kubeconfig when
+/// none is given.
+///
+/// # Errors
+/// [`ProviderError::NotFound`] when a kind or local environment does not exist; kubeconfig and
+/// client errors.
+pub async fn lease_store<'a>(
+    provider: &'a AnyProvider,
+    name: &str,
+    client: Option<&kube::Client>,
+) -> Result<AnyLeaseStore<'a>, crate::Error> {
+    if let AnyProvider::Aks(aks) = provider {
+        return Ok(AnyLeaseStore::Arm(ArmLease::new(aks, name)?));
+    }
+    let client = match client {
+        Some(c) => c.clone(),
+        None => provider.kubeconfig(name).await?.client().await?,
+    };
+    Ok(AnyLeaseStore::Kube(KubeLease::new(client, name)))
+}
+
+impl LeaseStore for AnyLeaseStore<'_> {
+    async fn read(&self) -> Result<Option<(LeaseRecord, String)>, ProviderError> {
+        match self {
+            AnyLeaseStore::Arm(s) => s.read().await,
+            AnyLeaseStore::Kube(s) => s.read().await,
+        }
+    }
+
+    async fn write(
+        &self,
+        lease: &LeaseRecord,
+        expected: Option<&str>,
+    ) -> Result<Written, ProviderError> {
+        match self {
+            AnyLeaseStore::Arm(s) => s.write(lease, expected).await,
+            AnyLeaseStore::Kube(s) => s.write(lease, expected).await,
+        }
+    }
+
+    async fn release(&self, holder: &str) -> Result<(), ProviderError> {
+        match self {
+            AnyLeaseStore::Arm(s) => s.release(holder).await,
+            AnyLeaseStore::Kube(s) => s.release(holder).await,
+        }
+    }
+}
+
+/// How often a running step looks at its lease: a `down` or a newer `up` that took it stops the
+/// step within this long.
+pub const LEASE_CHECK: Duration = Duration::from_secs(3);
+
+/// Reads the lease of an existing environment before anything is changed, and gives way to a
+/// live `down` or newer `up` (down always wins: an `up` that starts while a `down` runs must not
+/// repair or recreate the cluster under it). An environment that does not exist yet, or does not
+/// answer, has nothing to give way to. Returns the store when it was made without the cluster
+/// (ARM), so the run keeps using it.
+///
+/// # Errors
+/// [`LeaseError::Held`] (exit 4) when another run wins.
+pub async fn preflight<'a>(
+    provider: &'a AnyProvider,
+    name: &str,
+    me: &LeaseRecord,
+) -> Result<Option<AnyLeaseStore<'a>>, crate::Error> {
+    let limit = Duration::from_secs(10);
+    let Ok(Ok(store)) = tokio::time::timeout(limit, lease_store(provider, name, None)).await else {
+        return Ok(None);
+    };
+    if let Ok(Ok(current)) = tokio::time::timeout(limit, store.read()).await
+        && let Decision::GiveWay { holder } =
+            lease::decide(current.as_ref().map(|(l, _)| l), me, Timestamp::now())
+    {
+        return Err(EngineError::from(LeaseError::Held {
+            env: name.to_string(),
+            holder_lease: holder,
+        })
+        .into());
+    }
+    Ok(store.on_provider_resource().then_some(store))
+}
+
+/// After a failed step: whether the environment was deleted (by a `down` or `gc`) or its lease
+/// taken by another run meanwhile. A cluster that does not answer is looked at again for up to
+/// `patience`, since a `down` stops a cluster before it removes it.
+pub async fn taken_over(
+    provider: &AnyProvider,
+    name: &str,
+    me: &LeaseRecord,
+    patience: Duration,
+) -> Option<LeaseError> {
+    let until = Instant::now() + patience;
+    loop {
+        match lease_store(provider, name, None).await {
+            Err(crate::Error::Provider(ProviderError::NotFound(_))) => return Some(gone(name)),
+            Ok(store) => {
+                if let Ok(verdict) = judge(&store, name, me).await {
+                    return verdict;
+                }
+            }
+            // Unreadable for now: a cluster being torn down, or a passing hiccup.
+            Err(_) => {}
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn gone(name: &str) -> LeaseError {
+    LeaseError::Gone {
+        env: name.to_string(),
+    }
+}
+
+/// Reads the lease once: `Some` when another live run holds it or the environment is gone.
+async fn judge(
+    store: &AnyLeaseStore<'_>,
+    name: &str,
+    me: &LeaseRecord,
+) -> Result<Option<LeaseError>, ProviderError> {
+    match store.read().await {
+        Ok(Some((l, _))) if l.holder != me.holder && !l.is_expired(Timestamp::now()) => {
+            Ok(Some(LeaseError::Lost {
+                env: name.to_string(),
+                by: l,
+            }))
+        }
+        Ok(None) if store.on_provider_resource() => Ok(Some(gone(name))),
+        Ok(_) => Ok(None),
+        Err(ProviderError::NotFound(_)) => Ok(Some(gone(name))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs one step of `up` while watching its lease: the step's result, or the lease error as soon
+/// as another run takes the environment or deletes it (the step is dropped there; every step is
+/// an ensure, so that is safe). Renews the lease as it goes, so a step longer than the lease
+/// never lets it lapse.
+///
+/// # Errors
+/// The step's error; [`LeaseError::Lost`] or [`LeaseError::Gone`] (exit 4).
+pub async fn guarded<T, E>(
+    store: &AnyLeaseStore<'_>,
+    provider: &AnyProvider,
+    name: &str,
+    me: &LeaseRecord,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, crate::Error>
+where
+    E: Into<crate::Error>,
+{
+    let watch = async {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(LEASE_CHECK).await;
+            match judge(store, name, me).await {
+                Ok(Some(lost)) => return lost,
+                Ok(None) => {}
+                // Unreadable: gone when the provider no longer has it, else a passing hiccup.
+                Err(e) => {
+                    if let Err(ProviderError::NotFound(_)) = provider.kubeconfig(name).await {
+                        return gone(name);
+                    }
+                    tracing::debug!("reading the lease of {name}: {}", super::chain(&e));
+                }
+            }
+            let duration = Duration::from_secs(me.duration_seconds);
+            if renewed.elapsed() >= duration / 3 {
+                match lease::check_and_renew(store, name, me).await {
+                    Ok(()) => renewed = Instant::now(),
+                    Err(LeaseError::Store(e)) => {
+                        tracing::debug!("renewing the lease of {name}: {}", super::chain(&e));
+                    }
+                    Err(lost) => return lost,
+                }
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        r = step => r.map_err(Into::into),
+        lost = watch => Err(EngineError::from(lost).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_read_as_strings_and_a_missing_lease_is_free() {
+        let body =
+            serde_json::json!({"tags": {"team": "cats", "ephemera-lease": "garbage", "n": 3}});
+        let tags = tag_map(&body);
+        assert_eq!(tags.get("team").map(String::as_str), Some("cats"));
+        assert!(!tags.contains_key("n"), "non-string values are skipped");
+        assert_eq!(tags.get(TAG).and_then(|v| LeaseRecord::from_tag(v)), None);
+        assert!(LeaseRecord::vacant().is_expired(jiff::Timestamp::now()));
+        assert!(tag_map(&serde_json::json!({})).is_empty());
+    }
+}
