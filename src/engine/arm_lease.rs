@@ -20,8 +20,7 @@ use super::EngineError;
 use super::kube_lease::KubeLease;
 use super::lease::{self, Decision, LeaseError, LeaseRecord, LeaseStore, Written};
 use crate::providers::aks::arm::ArmClient;
-use crate::providers::aks::credentials::CredentialChain;
-use crate::providers::aks::{Aks, TagUpdate, Timing, spec};
+use crate::providers::aks::{self, Aks, TagUpdate, spec};
 use crate::providers::any::AnyProvider;
 use crate::providers::probe::SystemProbe;
 use crate::providers::{Provider, ProviderError};
@@ -45,26 +44,14 @@ impl<'a> ArmLease<'a> {
     /// The lease of environment `name`, whose cluster `aks` manages.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
+    /// The HTTP client cannot be built, or `AZURE_TOKEN_CREDENTIALS` is unusable.
     pub fn new(aks: &'a Aks, name: &str) -> Result<Self, ProviderError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| ProviderError::Transport {
-                context: "building the HTTP client for the lease".into(),
-                source: Box::new(e),
-            })?;
-        let cloud = aks.cloud().clone();
-        let creds = CredentialChain::new(Arc::new(SystemProbe), cloud.clone(), http.clone());
-        let timing = Timing {
-            request_timeout: Duration::from_secs(30),
-            ..Timing::default()
-        };
+        let mut arm = aks::arm_client(aks.cloud(), Arc::new(SystemProbe))?;
+        arm.timing.request_timeout = Duration::from_secs(30);
         Ok(ArmLease {
             aks,
             name: name.to_string(),
-            arm: ArmClient::new(http, cloud.resource_manager, creds, timing),
+            arm,
         })
     }
 
