@@ -652,6 +652,40 @@ fn the_dns01_solver_template_renders_cert_managers_azure_dns_fields() {
 }
 
 #[test]
+fn the_workload_identity_overlay_labels_cert_manager_only_with_a_client_id() {
+    let renderer = ephemera::templates::Renderer::new(None).unwrap();
+    let template = "addons/cert-manager/workload-identity.yaml.hbs";
+    let without = renderer.render(template, &json!({"values": {}})).unwrap();
+    assert!(without.trim().is_empty(), "{without}");
+    let with = renderer
+        .render(
+            template,
+            &json!({"values": {"azureDNS": {"clientID": "cid: \"x\""}}}),
+        )
+        .unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(&with).unwrap();
+    assert_eq!(
+        docs[0]["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    assert_eq!(
+        docs[1]["metadata"]["annotations"]["azure.workload.identity/client-id"], "cid: \"x\"",
+        "the client id stays one scalar whatever it holds"
+    );
+    // Without a cloud name the solver leaves `environment` to cert-manager's default.
+    let text = renderer
+        .render(
+            "addons/cert-manager/dns01-solver.yaml.hbs",
+            &json!({"tls": {"dns01": {"azureDNS": {
+                "subscriptionID": "s", "resourceGroupName": "g", "hostedZoneName": ZONE,
+                "managedIdentity": {"clientID": "c"}}}}}),
+        )
+        .unwrap();
+    let solvers: Vec<Value> = serde_saphyr::from_str(&text).unwrap();
+    assert!(solvers[0]["dns01"]["azureDNS"].get("environment").is_none());
+}
+
+#[test]
 fn addresses_prefer_ipv4_then_hostnames_and_a_non_lb_service_never_gets_one() {
     let svc = AddressSource::Service {
         namespace: "ingress-nginx".into(),
@@ -1137,4 +1171,108 @@ async fn a_failed_acme_order_is_reported_with_cert_managers_reason() {
         !text.contains("Approved"),
         "an approval is not a reason: {text}"
     );
+}
+
+/// With a cluster per environment, a live environment's wildcard certificate is handed to a new
+/// cluster before its Certificate exists, so cert-manager finds it valid and orders nothing.
+#[tokio::test]
+async fn a_live_environments_wildcard_certificate_seeds_a_new_cluster() {
+    let Some(source_cluster) = crd_cluster() else {
+        return;
+    };
+    let Some(target_cluster) = crate::common::testcluster::shared_cluster() else {
+        return;
+    };
+    let (source, target) = (source_cluster.client().await, target_cluster.client().await);
+    let zone = "seed.acme.dev";
+    tls::ensure_wildcard_certificate(&source, zone, "ephemera", Issuer::Letsencrypt)
+        .await
+        .unwrap();
+    let from: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(source.clone(), CERTS_NAMESPACE);
+    let issued = k8s_openapi::api::core::v1::Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("seed.acme.dev-tls".into()),
+            annotations: Some(BTreeMap::from([
+                (
+                    "cert-manager.io/issuer-name".to_string(),
+                    "ephemera".to_string(),
+                ),
+                (
+                    "cert-manager.io/issuer-kind".to_string(),
+                    "ClusterIssuer".to_string(),
+                ),
+                ("cert-manager.io/alt-names".to_string(), format!("*.{zone}")),
+                ("unrelated.example.com/x".to_string(), "y".to_string()),
+            ])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(tls_data(zone)),
+        ..Default::default()
+    };
+    from.create(&PostParams::default(), &issued).await.unwrap();
+    let certs = certificates(&source, CERTS_NAMESPACE);
+    let in_days = |d: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * d))
+            .unwrap()
+            .to_string()
+    };
+    patch_status(
+        &certs,
+        zone,
+        json!({"renewalTime": in_days(2), "notAfter": in_days(60),
+               "conditions": [ready("True", "Ready", "Certificate is up to date and has not expired")]}),
+    )
+    .await;
+    let to: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(target.clone(), CERTS_NAMESPACE);
+    let cleanup = || {
+        target_cluster
+            .kubectl()
+            .args([
+                "delete",
+                "namespace",
+                CERTS_NAMESPACE,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .output()
+    };
+
+    assert!(
+        !tls::seed_wildcard_secret(&source, &target, zone, Issuer::LetsencryptStaging)
+            .await
+            .unwrap(),
+        "a certificate from another issuer is never handed over"
+    );
+    assert!(
+        tls::seed_wildcard_secret(&source, &target, zone, Issuer::Letsencrypt)
+            .await
+            .unwrap()
+    );
+    let seeded = to.get("seed.acme.dev-tls").await.unwrap();
+    assert_eq!(seeded.data, issued.data);
+    let annotations = seeded.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations["cert-manager.io/issuer-name"], "ephemera");
+    assert!(!annotations.contains_key("unrelated.example.com/x"));
+    assert!(
+        !tls::seed_wildcard_secret(&source, &target, zone, Issuer::Letsencrypt)
+            .await
+            .unwrap(),
+        "an existing Secret is never overwritten"
+    );
+
+    // Due for renewal within a day: the new cluster orders its own.
+    to.delete("seed.acme.dev-tls", &Default::default())
+        .await
+        .unwrap();
+    patch_status(&certs, zone, json!({"renewalTime": in_days(0)})).await;
+    assert!(
+        !tls::seed_wildcard_secret(&source, &target, zone, Issuer::Letsencrypt)
+            .await
+            .unwrap()
+    );
+    let _ = cleanup();
 }
