@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::common::testcluster::{self, TestCluster, shared_namespace};
+use crate::common::testcluster::{self, TestCluster, process_running, shared_namespace};
 
 /// How long any one object may take to reach the state a test waits for.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -267,7 +266,7 @@ async fn rollout_pauses_at_step_one_and_finishes_after_promote() {
     })
     .await;
 
-    assert_listens_only_on_loopback(&cluster);
+    cluster.assert_listens_only_on_loopback();
     assert_down_leaves_nothing(cluster);
 }
 
@@ -320,8 +319,8 @@ fn two_clusters_run_side_by_side_without_sharing_anything() {
         "b's kubeconfig works against a's apiserver"
     );
 
-    assert_listens_only_on_loopback(&a);
-    assert_listens_only_on_loopback(&b);
+    a.assert_listens_only_on_loopback();
+    b.assert_listens_only_on_loopback();
     assert_down_leaves_nothing(a);
     assert_down_leaves_nothing(b);
 }
@@ -358,101 +357,18 @@ fn server_of(kubeconfig: &str) -> String {
     field(kubeconfig, "server")
 }
 
-/// True if `pid` runs (a zombie has exited; only its parent has not reaped it yet).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
 fn assert_down_leaves_nothing(cluster: TestCluster) {
     let pids = cluster.pids();
     let dir = cluster.dir().to_path_buf();
     assert!(
-        pids.values().all(|pid| running(*pid)),
+        pids.values().all(|pid| process_running(*pid)),
         "all processes run before down: {pids:?}"
     );
     cluster.down().expect("down succeeds");
-    let left: Vec<_> = pids.iter().filter(|(_, pid)| running(**pid)).collect();
+    let left: Vec<_> = pids
+        .iter()
+        .filter(|(_, pid)| process_running(**pid))
+        .collect();
     assert!(left.is_empty(), "processes left after down: {left:?}");
     assert!(!dir.exists(), "{} is left after down", dir.display());
-}
-
-/// Socket inodes held open by `pid`.
-fn socket_inodes(pid: u32) -> BTreeSet<u64> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return BTreeSet::new();
-    };
-    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
-/// Decodes an address of /proc/net/tcp{,6}: hex, in 32-bit words of host byte order.
-fn proc_net_addr(hex: &str) -> Option<IpAddr> {
-    let mut bytes = Vec::new();
-    for i in (0..hex.len()).step_by(8) {
-        let word = u32::from_str_radix(hex.get(i..i + 8)?, 16).ok()?;
-        bytes.extend_from_slice(&word.to_ne_bytes());
-    }
-    match bytes.len() {
-        4 => Some(IpAddr::V4(Ipv4Addr::new(
-            bytes[0], bytes[1], bytes[2], bytes[3],
-        ))),
-        16 => Some(IpAddr::V6(Ipv6Addr::from(
-            <[u8; 16]>::try_from(bytes).ok()?,
-        ))),
-        _ => None,
-    }
-}
-
-/// Every listening TCP socket of every process of the cluster is bound to a loopback address.
-fn assert_listens_only_on_loopback(cluster: &TestCluster) {
-    let pids = cluster.pids();
-    let inodes: Vec<(&String, &u32, BTreeSet<u64>)> = pids
-        .iter()
-        .map(|(component, pid)| (component, pid, socket_inodes(*pid)))
-        .collect();
-    let mut listening = 0;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 10 || cols[3] != "0A" {
-                continue; // not LISTEN
-            }
-            let Ok(inode) = cols[9].parse::<u64>() else {
-                continue;
-            };
-            let (addr, port) = cols[1].split_once(':').expect("addr:port");
-            for (component, pid, held) in &inodes {
-                if held.contains(&inode) {
-                    listening += 1;
-                    let ip = proc_net_addr(addr).expect("a /proc/net address");
-                    assert!(
-                        ip.is_loopback(),
-                        "{component} (pid {pid}) listens on {ip}:{}",
-                        u16::from_str_radix(port, 16).unwrap_or(0)
-                    );
-                }
-            }
-        }
-    }
-    assert!(
-        listening >= 2,
-        "found only {listening} listening sockets for {pids:?}; is /proc readable?"
-    );
 }

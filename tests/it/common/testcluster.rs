@@ -11,7 +11,8 @@
 //! Every cluster is started with `--owner-pid` set to this process, so a watcher takes it down even
 //! when the test process dies without running its destructors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -264,6 +265,12 @@ impl TestCluster {
             .unwrap_or_default()
     }
 
+    /// Asserts that nothing of this cluster listens outside 127.0.0.1 (etcd and the apiserver, at
+    /// least, must be found listening).
+    pub fn assert_listens_only_on_loopback(&self) {
+        assert_listens_only_on_loopback(&self.pids(), 2);
+    }
+
     /// A kube-rs client for this cluster, authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
@@ -378,4 +385,93 @@ pub fn shared_namespace() -> Option<Namespace> {
     );
     cluster.kubectl_ok(&["create", "namespace", &name]);
     Some(Namespace { name, cluster })
+}
+
+// --- processes and sockets, read from /proc (Linux) ---
+
+/// True if `pid` runs (a zombie has exited; only its parent has not reaped it yet).
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Socket inodes held open by `pid`.
+fn socket_inodes(pid: u32) -> BTreeSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return BTreeSet::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Decodes an address of /proc/net/tcp{,6}: hex, in 32-bit words of host byte order.
+fn proc_net_addr(hex: &str) -> Option<IpAddr> {
+    let mut bytes = Vec::new();
+    for i in (0..hex.len()).step_by(8) {
+        let word = u32::from_str_radix(hex.get(i..i + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    match bytes.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(bytes).ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+/// Asserts that every listening TCP socket of these processes (name to PID) is bound to a
+/// loopback address, and that at least `min` sockets listen at all (so an unreadable /proc
+/// cannot pass for success).
+pub fn assert_listens_only_on_loopback(pids: &BTreeMap<String, u32>, min: usize) {
+    let inodes: Vec<(&String, &u32, BTreeSet<u64>)> = pids
+        .iter()
+        .map(|(component, pid)| (component, pid, socket_inodes(*pid)))
+        .collect();
+    let mut listening = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue; // not LISTEN
+            }
+            let Ok(inode) = cols[9].parse::<u64>() else {
+                continue;
+            };
+            let (addr, port) = cols[1].split_once(':').expect("addr:port");
+            for (component, pid, held) in &inodes {
+                if held.contains(&inode) {
+                    listening += 1;
+                    let ip = proc_net_addr(addr).expect("a /proc/net address");
+                    assert!(
+                        ip.is_loopback(),
+                        "{component} (pid {pid}) listens on {ip}:{}",
+                        u16::from_str_radix(port, 16).unwrap_or(0)
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        listening >= min,
+        "found only {listening} listening sockets for {pids:?}; is /proc readable?"
+    );
 }
