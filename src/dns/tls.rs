@@ -20,7 +20,6 @@
 //! Secret data is copied, never logged, and never part of an error.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ::kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
@@ -467,15 +466,10 @@ pub async fn seed_wildcard_secret(
 }
 
 /// A Certificate is Ready; issuance that cert-manager reports failed fails the wait.
-struct CertificateReady {
-    last: Mutex<Option<Value>>,
-}
+struct CertificateReady;
 
 impl Condition for CertificateReady {
     fn matches(&self, obj: Option<&Value>) -> bool {
-        if let Ok(mut last) = self.last.lock() {
-            *last = obj.cloned();
-        }
         condition_true("Ready").matches(obj)
     }
 
@@ -505,9 +499,7 @@ pub async fn wait_certificate(
     name: &str,
     timeout: Duration,
 ) -> Result<(), DnsError> {
-    let condition = CertificateReady {
-        last: Mutex::new(None),
-    };
+    let condition = CertificateReady;
     let object = format!("{namespace}/{name}");
     match wait_object(
         client,
