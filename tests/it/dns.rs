@@ -651,6 +651,37 @@ fn the_dns01_solver_template_renders_cert_managers_azure_dns_fields() {
     assert_eq!(solvers[0]["dns01"]["azureDNS"], dns01["azureDNS"]);
 }
 
+/// How cluster-issuer.yaml.hbs includes the solver: a partial after the HTTP-01 solver, only
+/// when `tls.dns01` is set (strict mode lets `#if` see a missing value).
+#[test]
+fn the_dns01_solver_is_included_as_a_partial_of_the_cluster_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n  name: ephemera\nspec:\n  acme:\n    solvers:\n      - http01:\n          ingress:\n            ingressClassName: nginx\n{{#if tls.dns01}}\n{{> addons/cert-manager/dns01-solver.yaml.hbs}}\n{{/if}}\n";
+    std::fs::create_dir_all(dir.path().join("t")).unwrap();
+    std::fs::write(dir.path().join("t/issuer.yaml.hbs"), issuer).unwrap();
+    let renderer = ephemera::templates::Renderer::new(Some(dir.path())).unwrap();
+    let http_only = renderer
+        .render(
+            "t/issuer.yaml.hbs",
+            &json!({"tls": {"issuer": "letsencrypt"}}),
+        )
+        .unwrap();
+    let doc: Value = serde_saphyr::from_str(&http_only).unwrap();
+    assert_eq!(doc["spec"]["acme"]["solvers"].as_array().unwrap().len(), 1);
+    let dns01 = json!({"azureDNS": {"subscriptionID": "s", "resourceGroupName": "g",
+        "hostedZoneName": ZONE, "managedIdentity": {"clientID": "c"}}});
+    let both = renderer
+        .render(
+            "t/issuer.yaml.hbs",
+            &json!({"tls": {"issuer": "letsencrypt", "dns01": dns01}}),
+        )
+        .unwrap();
+    let doc: Value = serde_saphyr::from_str(&both).unwrap_or_else(|e| panic!("{e}\n{both}"));
+    let solvers = doc["spec"]["acme"]["solvers"].as_array().unwrap();
+    assert_eq!(solvers.len(), 2, "{both}");
+    assert_eq!(solvers[1]["dns01"]["azureDNS"]["hostedZoneName"], ZONE);
+}
+
 #[test]
 fn the_workload_identity_overlay_labels_cert_manager_only_with_a_client_id() {
     let renderer = ephemera::templates::Renderer::new(None).unwrap();
