@@ -1,18 +1,25 @@
-//! `ephemera abort`: Abort a canary: traffic back to the stable version
+//! `ephemera abort`: abort a canary; traffic goes back to the stable version.
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Abort a canary: traffic back to the stable version")]
 #[command(after_help = "Example:\n  ephemera abort --env environments/pr-aks.yaml --pr 42")]
 pub struct AbortArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
 }
 
-pub fn run(args: AbortArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("abort", &args.target)
+pub fn run(args: AbortArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let (env, name, provider) = super::resolve(&args.target, settings)?;
+    let app = env.app.name.clone();
+    let status = super::block_on(async {
+        let client = super::client(&provider, &name).await?;
+        anyhow::Ok(ephemera::app::abort(&client, &app, &app).await?)
+    })?;
+    super::emit(settings, &status, || status.to_string())?;
+    Ok(ExitStatus::Ok)
 }

@@ -1,9 +1,11 @@
-//! `ephemera deploy`: Roll a new image out to an environment as a canary
+//! `ephemera deploy`: roll a new image out to an environment's Rollout as a canary.
+
+use std::time::Instant;
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Roll a new image out to an environment as a canary")]
@@ -12,12 +14,26 @@ use super::Settings;
 )]
 pub struct DeployArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
     /// The image to roll out (default: app.image).
     #[arg(long, value_name = "REF", allow_hyphen_values = true)]
     pub image: Option<String>,
+    /// How long to wait for the rollout to reach its first pause or finish.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: String,
 }
 
-pub fn run(args: DeployArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("deploy", &args.target)
+pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let timeout = super::up::duration("--timeout", &args.timeout)?;
+    let (env, name, provider) = super::resolve(&args.target, settings)?;
+    let image =
+        ephemera::plan::image(&env, args.image.as_deref()).map_err(ephemera::Error::from)?;
+    let app = env.app.name.clone();
+    let deadline = Instant::now() + timeout;
+    let status = super::block_on(async {
+        let client = super::client(&provider, &name).await?;
+        anyhow::Ok(ephemera::app::deploy(&client, &app, &app, &image, deadline).await?)
+    })?;
+    super::emit(settings, &status, || status.to_string())?;
+    Ok(ExitStatus::Ok)
 }

@@ -1,7 +1,5 @@
 //! `ephemera kubeconfig`: an environment's admin kubeconfig.
 
-use std::sync::Arc;
-
 use clap::Args;
 use ephemera::ExitStatus;
 use ephemera::providers::Provider;
@@ -19,24 +17,10 @@ pub struct KubeconfigArgs {
 }
 
 pub fn run(args: KubeconfigArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
-    let env = ephemera::config::load(&args.target.env).map_err(ephemera::Error::from)?;
-    let (name, _) =
-        ephemera::plan::target(&env, args.target.pr.as_deref(), args.target.name.as_deref())
-            .map_err(ephemera::Error::from)?;
-    let renderer = Arc::new(
-        ephemera::templates::Renderer::new(settings.templates.as_deref())
-            .map_err(ephemera::Error::from)?,
-    );
-    let provider =
-        ephemera::providers::any::AnyProvider::from_env(&env, renderer, &Default::default())
-            .map_err(ephemera::Error::from)?;
-    let kubeconfig = super::block_on(async {
-        provider
-            .kubeconfig(name.as_str())
-            .await
-            .map_err(ephemera::Error::from)
-    })?
-    .renamed(name.as_str());
+    let (_, name, provider) = super::resolve(&args.target, settings)?;
+    let kubeconfig =
+        super::block_on(async { anyhow::Ok(provider.kubeconfig(name.as_str()).await?) })?
+            .renamed(name.as_str());
     let printer = super::printer::Printer::new(settings);
     match &settings.kubeconfig {
         Some(path) => {

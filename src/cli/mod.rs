@@ -146,11 +146,6 @@ impl From<&Cli> for Settings {
     }
 }
 
-/// A subcommand whose engine does not exist yet. Never reported as success.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}: not implemented yet")]
-pub struct NotImplemented(pub &'static str);
-
 /// Runs one subcommand.
 ///
 /// # Errors
@@ -174,35 +169,69 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
     }
 }
 
-/// The exit status for an error: the library's own mapping, 2 for unbuilt subcommands, else 1.
+/// The exit status for an error: the library's own mapping for its errors, else 1.
 pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
+    use ephemera::{addons, app, config, engine, kube, names, plan, providers, templates};
     if let Some(e) = err.downcast_ref::<ephemera::Error>() {
         e.exit_status()
-    } else if err.downcast_ref::<NotImplemented>().is_some() {
+    } else if err.is::<config::ConfigError>()
+        || err.is::<names::NameError>()
+        || err.is::<templates::TemplateError>()
+        || err.is::<plan::PlanError>()
+    {
         ExitStatus::Usage
+    } else if let Some(e) = err.downcast_ref::<providers::ProviderError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<kube::KubeError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<addons::AddonError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<app::AppError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<engine::EngineError>() {
+        e.exit_status()
     } else {
         ExitStatus::Failed
     }
 }
 
-/// Checks the environment file and the target before reporting that `command` is not built, so
-/// bad input is reported the same way by every subcommand.
-fn not_implemented(command: &'static str, target: &TargetArgs) -> anyhow::Result<ExitStatus> {
-    let loaded = ephemera::config::load_with_source(&target.env).map_err(ephemera::Error::from)?;
-    ephemera::plan::target(&loaded.env, target.pr.as_deref(), target.name.as_deref())
-        .map_err(ephemera::Error::from)?;
-    Err(NotImplemented(command).into())
+/// The environment `target` names: its file, its name, and its provider.
+fn resolve(
+    target: &TargetArgs,
+    settings: &Settings,
+) -> anyhow::Result<(
+    ephemera::config::Environment,
+    ephemera::names::EnvName,
+    ephemera::providers::any::AnyProvider,
+)> {
+    let env = ephemera::config::load(&target.env)?;
+    let (name, _) = ephemera::plan::target(&env, target.pr.as_deref(), target.name.as_deref())?;
+    let renderer = std::sync::Arc::new(ephemera::templates::Renderer::new(
+        settings.templates.as_deref(),
+    )?);
+    let provider =
+        ephemera::providers::any::AnyProvider::from_env(&env, renderer, &Default::default())?;
+    Ok((env, name, provider))
+}
+
+/// A client for the environment's cluster, from the provider's admin kubeconfig.
+async fn client(
+    provider: &ephemera::providers::any::AnyProvider,
+    name: &ephemera::names::EnvName,
+) -> anyhow::Result<::kube::Client> {
+    use ephemera::providers::Provider as _;
+    Ok(provider.kubeconfig(name.as_str()).await?.client().await?)
 }
 
 /// Runs a library future to completion on a runtime of its own.
-fn block_on<T>(
-    f: impl std::future::Future<Output = Result<T, ephemera::Error>>,
+fn block_on<T, E: Into<anyhow::Error>>(
+    f: impl std::future::Future<Output = Result<T, E>>,
 ) -> anyhow::Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    Ok(rt.block_on(f)?)
+    rt.block_on(f).map_err(Into::into)
 }
 
 /// Prints a result: JSON of `value` with `--output json`, else `text`.

@@ -1,9 +1,9 @@
-//! `ephemera promote`: Promote a canary one step, or fully
+//! `ephemera promote`: move a paused canary on, one step or all the way.
 
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::Settings;
+use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
 #[command(about = "Promote a canary one step, or fully")]
@@ -12,7 +12,7 @@ use super::Settings;
 )]
 pub struct PromoteArgs {
     #[command(flatten)]
-    pub target: super::TargetArgs,
+    pub target: TargetArgs,
     /// Promote past the current pause only (the default).
     #[arg(long, conflicts_with = "full")]
     pub step: bool,
@@ -21,6 +21,13 @@ pub struct PromoteArgs {
     pub full: bool,
 }
 
-pub fn run(args: PromoteArgs, _settings: &Settings) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("promote", &args.target)
+pub fn run(args: PromoteArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let (env, name, provider) = super::resolve(&args.target, settings)?;
+    let app = env.app.name.clone();
+    let status = super::block_on(async {
+        let client = super::client(&provider, &name).await?;
+        anyhow::Ok(ephemera::app::promote(&client, &app, &app, args.full).await?)
+    })?;
+    super::emit(settings, &status, || status.to_string())?;
+    Ok(ExitStatus::Ok)
 }

@@ -38,6 +38,9 @@ pub fn run(args: StatusArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         if let Some(l) = &report.lease {
             lines.push(format!("lease: held by {l:?}"));
         }
+        if let Some(rollout) = &report.rollout {
+            lines.push(rollout.to_string());
+        }
         for n in &report.notes {
             lines.push(format!("note: {n}"));
         }

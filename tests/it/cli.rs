@@ -51,19 +51,6 @@ fn plan_help_snapshot() {
     insta::assert_snapshot!("cli_plan_help", stdout(&run(&["plan", "--help"])));
 }
 
-#[test]
-fn unbuilt_subcommands_exit_2_and_never_fake_success() {
-    for sub in ["deploy", "promote", "abort"] {
-        let o = ephemera()
-            .args([sub, "--env", "environments/local.yaml", "--pr", "7"])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{sub}: {}", stderr(&o));
-        assert_eq!(stderr(&o), format!("error: {sub}: not implemented yet\n"));
-        assert_eq!(stdout(&o), "", "{sub}");
-    }
-}
-
 /// The engine-backed subcommands on the local provider, with a state directory of the test's
 /// own and no environment in it: nothing to list, nothing to show, and `down` of what is not
 /// there succeeds.
