@@ -60,6 +60,12 @@ pub enum AppError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("waiting for rollout {object}")]
+    Wait {
+        object: String,
+        #[source]
+        source: crate::kube::KubeError,
+    },
     #[error("{context}")]
     Api {
         context: String,
@@ -95,6 +101,7 @@ impl AppError {
             | AppError::Stuck { .. }
             | AppError::Malformed { .. }
             | AppError::Api { .. } => ExitStatus::Failed,
+            AppError::Wait { source, .. } => source.exit_status(),
         }
     }
 }

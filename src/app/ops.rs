@@ -9,15 +9,12 @@
 //! `deploy` changes only the container image, by server-side apply under its own field manager
 //! [`DEPLOY_MANAGER`] with `metadata.uid` as a precondition; see [`deploy`] for why.
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
-use ::kube::runtime::WatchStreamExt;
-use ::kube::runtime::watcher;
 use ::kube::{Api, Client};
 
 use super::AppError;
@@ -25,6 +22,7 @@ use super::rollout::{
     ARGOCD_TRACKING, Goal, POD_TEMPLATE_HASH, ReplicaSetView, RolloutStatus, RolloutView, Verdict,
     describe, evaluate, summarize,
 };
+use crate::kube::KubeError;
 use crate::names::ImageRef;
 
 /// The field manager that owns the container image after `deploy`.
@@ -546,14 +544,37 @@ async fn changed_within(
     }
 }
 
+/// A wait [`Goal`] as a condition for the Kubernetes engine's watch driver.
+struct GoalCondition(Goal);
+
+impl crate::kube::wait::Condition for GoalCondition {
+    fn matches(&self, obj: Option<&Value>) -> bool {
+        obj.and_then(|o| serde_json::from_value::<RolloutView>(o.clone()).ok())
+            .is_some_and(|ro| evaluate(self.0, &ro) == Verdict::Reached)
+    }
+
+    fn failed(&self, obj: Option<&Value>) -> Option<String> {
+        let Some(o) = obj else {
+            return Some("it was deleted".into());
+        };
+        match serde_json::from_value::<RolloutView>(o.clone()) {
+            Err(e) => Some(format!("it is not a readable Rollout: {e}")),
+            Ok(ro) => match evaluate(self.0, &ro) {
+                Verdict::Failed(why) => Some(why),
+                Verdict::Reached | Verdict::Waiting => None,
+            },
+        }
+    }
+}
+
 /// Watches the rollout until `goal` holds, and returns its status then.
 ///
-/// Watch-driven (no polling interval); `deadline` bounds the whole wait.
+/// Watch-driven through [`crate::kube::wait::wait_object`]; `deadline` bounds the whole wait.
 ///
 /// # Errors
+/// - [`AppError::NoNamespace`] / [`AppError::NoRollout`] (exit 2) when it does not exist.
 /// - [`AppError::Timeout`] (exit 3) at `deadline`, naming the goal and the last state seen.
-/// - [`AppError::Stuck`] when the goal cannot be reached (Degraded, invalid spec, …).
-/// - [`AppError::NoRollout`] when the rollout is missing or deleted meanwhile.
+/// - [`AppError::Stuck`] when the goal cannot be reached (Degraded, invalid spec, deleted, …).
 pub async fn wait_for(
     client: &Client,
     ns: &str,
@@ -562,74 +583,54 @@ pub async fn wait_for(
     deadline: Instant,
 ) -> Result<RolloutStatus, AppError> {
     let started = Instant::now();
-    let fields = format!("metadata.name={name}");
-    let stream = watcher(
-        rollouts(client, ns),
-        watcher::Config::default().fields(&fields),
+    fetch(client, ns, name).await?;
+    let timeout = deadline.saturating_duration_since(started);
+    let waited = crate::kube::wait::wait_object(
+        client,
+        &rollout_resource(),
+        Some(ns),
+        name,
+        &GoalCondition(goal),
+        timeout,
     )
-    .default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let mut last = "not seen yet".to_string();
-    let mut seen = false;
-    loop {
-        let event =
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), stream.next())
-                .await
-            {
-                Err(_) => {
-                    return Err(AppError::Timeout {
-                        object: object(ns, name),
-                        goal: goal.to_string(),
-                        seconds: started.elapsed().as_secs(),
-                        last_state: last,
-                    });
-                }
-                Ok(None) => {
-                    return Err(AppError::Stuck {
-                        object: object(ns, name),
-                        goal: goal.to_string(),
-                        why: "the watch ended".into(),
-                    });
-                }
-                Ok(Some(event)) => event,
-            };
-        let obj = match event {
-            Err(e) => {
-                tracing::debug!(rollout = %object(ns, name), error = %e, "watch error, retrying");
-                last = format!("{last} (then the watch failed: {e})");
-                continue;
-            }
-            Ok(watcher::Event::Init) => {
-                seen = false;
-                continue;
-            }
-            Ok(watcher::Event::InitDone) if seen => continue,
-            Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => {
-                return Err(AppError::NoRollout {
-                    object: object(ns, name),
-                });
-            }
-            Ok(watcher::Event::InitApply(obj) | watcher::Event::Apply(obj)) => {
-                seen = true;
-                obj
-            }
-        };
-        let view = view_of(&obj)?;
-        last = describe(&view);
-        match evaluate(goal, &view) {
-            Verdict::Reached => return status_of(client, &view).await,
-            Verdict::Waiting => {
-                tracing::debug!(rollout = %view.object(), state = %last, "waiting to {goal}")
-            }
-            Verdict::Failed(why) => {
-                return Err(AppError::Stuck {
-                    object: view.object(),
-                    goal: goal.to_string(),
-                    why,
-                });
-            }
+    .await;
+    let obj = match waited {
+        Ok(Some(obj)) => obj,
+        Ok(None) => {
+            return Err(AppError::Stuck {
+                object: object(ns, name),
+                goal: goal.to_string(),
+                why: "it was deleted".into(),
+            });
         }
-    }
+        Err(KubeError::Failed { reason, .. }) => {
+            return Err(AppError::Stuck {
+                object: object(ns, name),
+                goal: goal.to_string(),
+                why: reason,
+            });
+        }
+        Err(KubeError::Timeout { last_state, .. }) => {
+            // Describe the last state the way `status` reads it, when the rollout can still be read.
+            let last_state = match fetch(client, ns, name).await {
+                Ok((_, ro)) => describe(&ro),
+                Err(_) => last_state,
+            };
+            return Err(AppError::Timeout {
+                object: object(ns, name),
+                goal: goal.to_string(),
+                seconds: started.elapsed().as_secs(),
+                last_state,
+            });
+        }
+        Err(source) => {
+            return Err(AppError::Wait {
+                object: object(ns, name),
+                source,
+            });
+        }
+    };
+    status_of(client, &view_of(&obj)?).await
 }
 
 #[cfg(test)]

@@ -1,24 +1,26 @@
 //! App delivery: deploy, promote, abort and status against a real control plane with the
 //! out-of-cluster Argo Rollouts controller, and the URL probe against 127.0.0.1 servers.
 //!
-//! No traffic router runs on the test control plane, so the Rollout here is a replica-count
+//! The Rollout and Services are the ones `plan` renders from the shipped templates, applied the
+//! way `up` applies them (server-side, field manager `ephemera`, forced). No traffic router runs
+//! on the test control plane, so the environment has no ingress and the Rollout is a replica-count
 //! canary (no `trafficRouting`): weights are shares of available pods, which kwok makes Ready.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ephemera::ExitStatus;
 use ephemera::app::{self, AppError, Goal, Phase};
 use ephemera::names::ImageRef;
 use kube::Api;
-use kube::api::{DynamicObject, Patch, PatchParams};
-use serde_json::json;
-use std::time::Instant;
+use kube::api::DynamicObject;
 
 use crate::common::testcluster::TestCluster;
 
-const NS: &str = "pr-8";
+/// `up` puts the app in a namespace named after it.
+const NS: &str = "web";
 const NAME: &str = "web";
 
 fn image(tag: &str) -> ImageRef {
@@ -30,33 +32,75 @@ fn deadline(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)
 }
 
-/// The Rollout as `up` applies it: the whole object, server-side, as field manager `ephemera`.
-/// The steps are the source pipeline's, with the last pause shortened from 30s to 2s.
-fn rollout_manifest(tag: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": { "name": NAME, "namespace": NS, "labels": { "app.kubernetes.io/managed-by": "ephemera" } },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": NAME } },
-            "template": {
-                "metadata": { "labels": { "app": NAME } },
-                "spec": { "containers": [ {
-                    "name": NAME,
-                    "image": format!("registry.example.com/acme/web:{tag}"),
-                    "ports": [ { "containerPort": 8080 } ],
-                } ] },
-            },
-            "strategy": { "canary": { "steps": [
-                { "setWeight": 20 },
-                { "pause": {} },
-                { "setWeight": 50 },
-                { "pause": { "duration": "2s" } },
-                { "setWeight": 100 },
-            ] } },
-        },
+/// The source pipeline's steps, with the last pause shortened from 30s to 2s; the first pause
+/// stays indefinite.
+const ENVIRONMENT: &str = r#"apiVersion: ephemera.dev/v1alpha1
+kind: Environment
+metadata:
+  name: app-test
+provider:
+  local: {}
+addons:
+  ingress:
+    enabled: false
+  argoCd:
+    enabled: false
+app:
+  name: web
+  replicas: 2
+  canary:
+    steps:
+    - setWeight: 20
+    - pause: {}
+    - setWeight: 50
+    - pause: {duration: 2s}
+    - setWeight: 100
+tls:
+  issuer: selfsigned
+"#;
+
+/// Plans the environment with image `tag` and applies its Namespace, Services and Rollout as
+/// `up` does.
+async fn up_like(client: &kube::Client, dir: &Path, tag: &str) {
+    let env_file = dir.join("app-test.yaml");
+    std::fs::write(&env_file, ENVIRONMENT).expect("write the environment file");
+    let plan = ephemera::plan::run(&ephemera::plan::Request {
+        env_file,
+        pr: Some("8".into()),
+        image: Some(image(tag).reference),
+        now: Some("2026-11-28T10:00:00Z".into()),
+        ..Default::default()
     })
+    .expect("plan");
+    let objects: Vec<DynamicObject> = plan
+        .manifests
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.object["kind"].as_str(),
+                Some("Namespace" | "Service" | "Rollout")
+            )
+        })
+        .map(|m| ephemera::kube::manifest::from_value(m.object.clone()).expect("an object"))
+        .collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o.types.as_ref())
+        .map(|t| t.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "Service", "Service", "Rollout"],
+        "the plan changed shape"
+    );
+    let opts = ephemera::kube::ApplyOptions {
+        force: true,
+        ..Default::default()
+    };
+    ephemera::kube::Applier::new(client.clone())
+        .apply(objects, &opts)
+        .await
+        .expect("up-like apply");
 }
 
 fn rollouts(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -81,19 +125,18 @@ fn redactions() -> insta::Settings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_deploy_promote_abort_on_a_real_control_plane() {
+    // ephemera's logs (patches sent, controller nudges) show with the output of a failed test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("ephemera=info")
+        .with_test_writer()
+        .try_init();
     let Some(cluster) = TestCluster::start_with_rollouts("app") else {
         return;
     };
     let client = cluster.client().await;
-    cluster.kubectl_ok(&["create", "namespace", NS]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    up_like(&client, dir.path(), "v1").await;
     let api = rollouts(&client, NS);
-    api.patch(
-        NAME,
-        &PatchParams::apply(ephemera::MANAGER),
-        &Patch::Apply(&rollout_manifest("v1")),
-    )
-    .await
-    .expect("up-like apply of the Rollout");
 
     // v1: the first template goes straight to Healthy (no steps for the first revision).
     let s = app::deploy(&client, NS, NAME, &image("v1"), deadline(60))
@@ -188,7 +231,7 @@ async fn canary_deploy_promote_abort_on_a_real_control_plane() {
     assert_eq!(err.exit_status(), ExitStatus::TimedOut);
     let msg = err.to_string();
     assert!(
-        msg.contains("pr-8/web to pause at step 3")
+        msg.contains("web/web to pause at step 3")
             && msg.contains("Paused (CanaryPauseStep), step 1/5"),
         "{msg}"
     );
@@ -264,7 +307,7 @@ async fn canary_deploy_promote_abort_on_a_real_control_plane() {
         .expect_err("no rollout");
     assert_eq!(err.exit_status(), ExitStatus::Usage);
     assert!(
-        matches!(&err, AppError::NoRollout { object } if object == "pr-8/ghost"),
+        matches!(&err, AppError::NoRollout { object } if object == "web/ghost"),
         "{err}"
     );
     assert!(
