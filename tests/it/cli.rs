@@ -92,6 +92,20 @@ fn engine_subcommands_on_an_empty_local_provider() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("pr-9 does not exist"), "{}", stderr(&o));
 
+    for sub in ["promote", "abort", "deploy", "kubeconfig"] {
+        let mut args = vec![sub, "--env", "environments/local.yaml", "--pr", "9"];
+        if sub == "deploy" {
+            args.extend(["--image", "ghcr.io/acme/cats:2"]);
+        }
+        let o = cmd(&args);
+        assert_eq!(o.status.code(), Some(2), "{sub}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            "error: environment pr-9 does not exist\n",
+            "{sub}"
+        );
+    }
+
     let o = cmd(&[
         "extend",
         "--env",
@@ -118,14 +132,24 @@ fn doctor_reports_as_json() {
 }
 
 #[test]
-fn unbuilt_subcommands_still_check_their_input_first() {
-    let o = run(&["up", "--env", "environments/local.yaml", "--pr", "0"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).starts_with("error: --pr: \"0\""),
-        "{}",
-        stderr(&o)
-    );
+fn every_subcommand_checks_its_input_first() {
+    for sub in [
+        "up",
+        "down",
+        "status",
+        "kubeconfig",
+        "deploy",
+        "promote",
+        "abort",
+    ] {
+        let o = run(&[sub, "--env", "environments/local.yaml", "--pr", "0"]);
+        assert_eq!(o.status.code(), Some(2), "{sub}");
+        assert_eq!(
+            stderr(&o),
+            "error: --pr: \"0\" is not a pull request number (a positive integer such as 42)\n",
+            "{sub}"
+        );
+    }
 }
 
 #[test]
