@@ -48,6 +48,8 @@ pub struct InstallContext<'a> {
     pub wait_timeout: Duration,
     /// Total backoff for transient apply errors (apiserver restarting, webhook not ready).
     pub retry_for: Duration,
+    /// How long one API request may go unanswered before it is retried.
+    pub request_timeout: Duration,
     /// Take over fields owned by other field managers.
     pub force: bool,
 }
@@ -70,6 +72,7 @@ impl<'a> InstallContext<'a> {
             progress,
             wait_timeout: Duration::from_secs(600),
             retry_for: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
             force: false,
         }
     }
@@ -479,6 +482,8 @@ fn options(ctx: &InstallContext<'_>, addon: &ResolvedAddon, origin: String) -> A
         force: ctx.force,
         default_namespace: Some(addon.namespace.clone()),
         retry_for: ctx.retry_for,
+        request_timeout: ctx.request_timeout,
+        crd_timeout: ctx.wait_timeout,
         origin,
         ..ApplyOptions::default()
     }

@@ -159,8 +159,11 @@ pub async fn delete_environment(
         };
         groups.entry(key).or_default().push(f);
     }
-    for (_, group) in groups {
+    for (key, group) in groups {
+        let started = std::time::Instant::now();
+        let count = group.len();
         delete_group(client, group, opts, &mut report).await?;
+        tracing::debug!(group = ?key, objects = count, elapsed = ?started.elapsed(), "deleted");
     }
     Ok(report)
 }
@@ -237,66 +240,71 @@ async fn list(
         .collect()))
 }
 
+/// Watches at once while a group drains; deletes are issued `parallelism` at a time.
+const MAX_WATCHES: usize = 64;
+
 async fn delete_group(
     client: &::kube::Client,
     group: Vec<Found>,
     opts: &DeleteOptions,
     report: &mut DeleteReport,
 ) -> Result<(), KubeError> {
-    let outcomes: Vec<(ObjectId, bool)> =
-        futures::stream::iter(group.into_iter().map(|f| async move {
-            let api: Api<DynamicObject> = match &f.id.namespace {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &f.ar),
-                None => Api::all_with(client.clone(), &f.ar),
-            };
-            let params = DeleteParams::foreground();
-            let deleted = (|| async { api.delete(&f.id.name, &params).await })
-                .retry(backoff(opts.retry_for))
-                .when(is_transient)
-                .await;
-            match deleted {
-                Ok(_) => {}
-                Err(e) if status_code(&e) == Some(404) => return Ok((f.id, false)),
-                Err(e) => return Err(KubeError::api(format!("deleting {}", f.id), e)),
-            }
-            let gone = is_deleted(f.uid.clone().unwrap_or_default());
-            match wait_object(
-                client,
-                &f.ar,
-                f.id.namespace.as_deref(),
-                &f.id.name,
-                &gone,
-                opts.timeout,
-            )
-            .await
-            {
-                Ok(_) => Ok((f.id, true)),
-                Err(KubeError::Timeout {
+    // Issue every delete first, then wait for all of them together: finalizers and the garbage
+    // collector work on the whole group at once.
+    let issued: Vec<(Found, bool)> = futures::stream::iter(group.into_iter().map(|f| async move {
+        let api: Api<DynamicObject> = match &f.id.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &f.ar),
+            None => Api::all_with(client.clone(), &f.ar),
+        };
+        let params = DeleteParams::foreground();
+        let deleted = (|| async { api.delete(&f.id.name, &params).await })
+            .retry(backoff(opts.retry_for))
+            .when(is_transient)
+            .await;
+        let namespace = f.ar.group.is_empty() && f.ar.kind == "Namespace";
+        match deleted {
+            Ok(_) => Ok((f, true)),
+            Err(e) if status_code(&e) == Some(404) => Ok((f, false)),
+            // A namespace already Terminating answers 409 ("ensuring all content is removed").
+            Err(e) if namespace && status_code(&e) == Some(409) => Ok((f, true)),
+            Err(e) => Err(KubeError::api(format!("deleting {}", f.id), e)),
+        }
+    }))
+    .buffer_unordered(opts.parallelism.max(1))
+    .try_collect()
+    .await?;
+    let mut waiting = Vec::new();
+    for (f, deleted) in issued {
+        if deleted {
+            waiting.push(f);
+        } else {
+            report.already_gone.push(f.id);
+        }
+    }
+    let gone: Vec<ObjectId> = futures::stream::iter(waiting.into_iter().map(|f| async move {
+        let gone = is_deleted(f.uid.clone().unwrap_or_default());
+        let ns = f.id.namespace.as_deref();
+        match wait_object(client, &f.ar, ns, &f.id.name, &gone, opts.timeout).await {
+            Ok(_) => Ok(f.id),
+            Err(KubeError::Timeout {
+                object,
+                seconds,
+                last_state,
+            }) if f.ar.kind == "Namespace" && f.ar.group.is_empty() => {
+                let timeout = KubeError::Timeout {
                     object,
                     seconds,
                     last_state,
-                }) if f.ar.kind == "Namespace" && f.ar.group.is_empty() => {
-                    Err(stuck_namespace(client, &f.id.name)
-                        .await
-                        .unwrap_or(KubeError::Timeout {
-                            object,
-                            seconds,
-                            last_state,
-                        }))
-                }
-                Err(e) => Err(e),
+                };
+                Err(stuck_namespace(client, &f.id.name).await.unwrap_or(timeout))
             }
-        }))
-        .buffer_unordered(opts.parallelism.max(1))
-        .try_collect()
-        .await?;
-    for (id, deleted) in outcomes {
-        if deleted {
-            report.deleted.push(id);
-        } else {
-            report.already_gone.push(id);
+            Err(e) => Err(e),
         }
-    }
+    }))
+    .buffer_unordered(MAX_WATCHES)
+    .try_collect()
+    .await?;
+    report.deleted.extend(gone);
     Ok(())
 }
 

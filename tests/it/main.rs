@@ -12,3 +12,7 @@ mod plan;
 mod aks;
 mod app;
 mod dns;
+mod addons;
+mod kube_apply;
+mod kube_wait;
+mod kube_delete;
