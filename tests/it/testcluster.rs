@@ -179,31 +179,6 @@ fn rollout(image: &str) -> Value {
     })
 }
 
-/// What `kubectl argo rollouts promote` sends for a rollout paused at a plain `pause: {}` step:
-/// `{"status":{"pauseConditions":null}}` to the status subresource, and
-/// `{"spec":{"paused":false}}` only if `spec.paused` is set.
-async fn promote(api: &Api<DynamicObject>, name: &str) {
-    let ro = api.get(name).await.expect("reading the Rollout");
-    if !ro.data["status"]["pauseConditions"].is_null() {
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"pauseConditions": null}})),
-        )
-        .await
-        .expect("clearing pauseConditions");
-    }
-    if ro.data["spec"]["paused"] == json!(true) {
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": false}})),
-        )
-        .await
-        .expect("unpausing");
-    }
-}
-
 fn status(ro: &DynamicObject) -> &Value {
     &ro.data["status"]
 }
@@ -255,7 +230,13 @@ async fn rollout_pauses_at_step_one_and_finishes_after_promote() {
         "the canary is not yet stable"
     );
 
-    promote(&api, "web").await;
+    // ephemera's promote sends the plugin's patches (status.pauseConditions: null to the status
+    // subresource, spec.paused: false only when set), and works around the controller's
+    // lost-update bug in v1.9.1 (argoproj/argo-rollouts#4073) that can drop a write made while
+    // it reconciles.
+    ephemera::app::promote(&cluster.client().await, "canary", "web", false)
+        .await
+        .expect("promoting");
     wait_until(&api, "web", "Healthy at revision 2 after promote", |ro| {
         let s = status(ro);
         s["phase"] == "Healthy"

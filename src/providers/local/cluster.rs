@@ -327,6 +327,10 @@ fn args_for(component: &str, a: &Args<'_>) -> (Vec<OsString>, Vec<(&'static str,
             vec![
                 flag("kubeconfig", a.kubeconfig),
                 s("--leader-elect=false"),
+                // Re-read every Rollout every 10 s instead of every 15 min, so a status change
+                // that races the controller's own write (a promote right after a pause) is seen
+                // within seconds on this one-machine control plane.
+                s("--rollout-resync=10"),
                 flag("metricsPort", a.rollouts_ports[0].to_string()),
                 flag("healthzPort", a.rollouts_ports[1].to_string()),
             ],
