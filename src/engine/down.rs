@@ -72,6 +72,23 @@ pub async fn down_with(
         ),
     }
     let deleted = steps.run("cluster", provider.delete(name)).await?;
+    forget_kubeconfig(name, kubeconfig);
+    Ok(DownReport {
+        name: name.to_string(),
+        provider: provider.kind().to_string(),
+        outcome: match deleted {
+            Deleted::Deleted => "deleted",
+            Deleted::AlreadyGone => "already-gone",
+        },
+        superseded,
+        warnings: Vec::new(),
+        steps: steps.done,
+    })
+}
+
+/// Removes environment `name`'s context from `kubeconfig` (`--kubeconfig`) and deletes the
+/// default kubeconfig file `up` wrote for it. Failures are warnings: the cluster is gone already.
+pub(crate) fn forget_kubeconfig(name: &str, kubeconfig: Option<&std::path::Path>) {
     for path in kubeconfig
         .map(PathBuf::from)
         .into_iter()
@@ -91,17 +108,6 @@ pub async fn down_with(
             let _ = std::fs::remove_file(&path);
         }
     }
-    Ok(DownReport {
-        name: name.to_string(),
-        provider: provider.kind().to_string(),
-        outcome: match deleted {
-            Deleted::Deleted => "deleted",
-            Deleted::AlreadyGone => "already-gone",
-        },
-        superseded,
-        warnings: Vec::new(),
-        steps: steps.done,
-    })
 }
 
 async fn take_lease(

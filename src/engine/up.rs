@@ -328,11 +328,13 @@ async fn create_or_converge(
             tracing::warn!(
                 "up failed after creating {name}; deleting it (pass --keep-on-failure to keep it)"
             );
-            if let Err(cleanup) = provider.delete(&name).await {
-                tracing::error!(
+            match provider.delete(&name).await {
+                // The kubeconfig step may have written a context for the cluster just deleted.
+                Ok(_) => super::down::forget_kubeconfig(&name, opts.kubeconfig.as_deref()),
+                Err(cleanup) => tracing::error!(
                     "deleting the half-made environment {name} failed: {}",
                     super::chain(&cleanup)
-                );
+                ),
             }
             Err(e)
         }
