@@ -16,3 +16,5 @@ mod addons;
 mod kube_apply;
 mod kube_wait;
 mod kube_delete;
+mod e2e_local;
+mod e2e_kind;

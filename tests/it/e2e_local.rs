@@ -1,0 +1,513 @@
+//! Acceptance of the `local` provider through the real `ephemera` binary: `up` (first run and the
+//! fast path), `list`, `status`, `deploy`/`promote`/`abort`, and `down` twice, on
+//! `environments/local.yaml`, with every bit of state in a directory of the test's own.
+//!
+//! One environment is reused across the steps of one test function: a new local cluster with its
+//! add-ons costs tens of seconds on a 2-core machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::cli::{ephemera, stderr, stdout};
+use crate::common::testcluster::{binary, cluster_required, repo_root, shared_dir};
+
+const ENV_FILE: &str = "environments/local.yaml";
+
+/// The binaries a local cluster runs, by their `scripts/testcluster env` key.
+const KEYS: [&str; 6] = [
+    "ETCD",
+    "KUBE_APISERVER",
+    "KUBE_CONTROLLER_MANAGER",
+    "KUBE_SCHEDULER",
+    "KWOK",
+    "ROLLOUTS_CONTROLLER",
+];
+
+/// The offline bundles: the shared upstream manifests, then the repository's test-only bundle,
+/// colon-separated like `PATH`.
+pub fn manifests_arg() -> String {
+    let dirs = [
+        shared_dir().join("fixtures/manifests"),
+        repo_root().join("tests/fixtures/manifests"),
+    ];
+    for d in &dirs {
+        assert!(d.is_dir(), "{} is missing", d.display());
+    }
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The directories holding the control-plane binaries `scripts/testcluster build` made, for
+/// `EPHEMERA_LOCAL_BIN`. `None` (after a loud message) when one is missing, unless a cluster is
+/// required.
+fn local_bin_dirs() -> Option<String> {
+    let paths: Vec<PathBuf> = KEYS.iter().map(|k| binary(k)).collect();
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        assert!(
+            !cluster_required(),
+            "the local e2e test needs {missing:?}; run scripts/testcluster build"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the local e2e test needs {missing:?}; run scripts/testcluster build ***\n"
+        );
+        return None;
+    }
+    let mut dirs: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.parent())
+        .map(|d| d.display().to_string())
+        .collect();
+    dirs.dedup();
+    Some(dirs.join(":"))
+}
+
+/// A sandbox for the binary: its own HOME, XDG state and cache dirs; binaries from the
+/// testcluster cache through `EPHEMERA_LOCAL_BIN`; plain progress lines (`CI=1`).
+struct Sandbox {
+    tmp: tempfile::TempDir,
+    bins: String,
+}
+
+impl Sandbox {
+    fn new() -> Option<Sandbox> {
+        let bins = local_bin_dirs()?;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for d in ["home", "state", "cache"] {
+            std::fs::create_dir(tmp.path().join(d)).expect("sandbox dir");
+        }
+        Some(Sandbox { tmp, bins })
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `$XDG_STATE_HOME/ephemera`: everything ephemera keeps on this machine.
+    fn state(&self) -> PathBuf {
+        self.path().join("state/ephemera")
+    }
+
+    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = ephemera();
+        c.env("HOME", self.path().join("home"))
+            .env("XDG_STATE_HOME", self.path().join("state"))
+            .env("XDG_CACHE_HOME", self.path().join("cache"))
+            .env("EPHEMERA_LOCAL_BIN", &self.bins)
+            .env("CI", "1")
+            .env_remove("KUBECONFIG")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_EVENT_PATH")
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("ephemera runs")
+    }
+
+    /// Runs and asserts exit 0, returning stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "ephemera {} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            args.join(" "),
+            o.status,
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ephemera {} printed no JSON ({e}):\n{out}", all.join(" ")))
+    }
+
+    /// PIDs of live processes whose command line names this sandbox.
+    fn processes(&self) -> Vec<u32> {
+        processes_naming(self.path())
+    }
+}
+
+/// Takes the environment down even when an assertion fails midway, so no process outlives the
+/// test.
+struct Down<'a>(&'a Sandbox, &'a str);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let o = self.0.run(&["down", "--env", ENV_FILE, "--pr", self.1]);
+        if !o.status.success() {
+            eprintln!("cleanup: down of pr-{} failed: {}", self.1, stderr(&o));
+        }
+    }
+}
+
+/// PIDs of live (not zombie) processes whose command line contains `needle`.
+pub fn processes_naming(needle: &Path) -> Vec<u32> {
+    let needle = needle.as_os_str().as_encoded_bytes();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        });
+        if !zombie && cmdline.windows(needle.len()).any(|w| w == needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls `status` until `done` holds, for at most a minute; panics with the last status.
+fn wait_for(status: &dyn Fn() -> Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status();
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rollout is not {what} after 60s; last status:\n{s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
+    let Some(sb) = Sandbox::new() else {
+        return;
+    };
+    let manifests = manifests_arg();
+    let up = |image: &str, output: &str| {
+        let t0 = Instant::now();
+        let o = sb.run(&[
+            "up",
+            "--env",
+            ENV_FILE,
+            "--pr",
+            "7",
+            "--image",
+            image,
+            "--manifests",
+            &manifests,
+            "--output",
+            output,
+        ]);
+        let took = t0.elapsed();
+        assert!(
+            o.status.success(),
+            "up {image} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            o.status,
+            stdout(&o),
+            stderr(&o)
+        );
+        (o, took)
+    };
+    let _down = Down(&sb, "7");
+
+    // First up: cluster, add-ons, the app to Healthy (a first image has no canary).
+    let (o, took) = up("ghcr.io/acme/cats:v1", "json");
+    let first: Value = serde_json::from_str(&stdout(&o)).expect("up --output json");
+    let err = stderr(&o);
+    assert!(err.contains("step addons: done"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "logs carry no terminal escapes when stderr is not a terminal: {err:?}"
+    );
+    eprintln!("e2e local: first up (new cluster, add-ons, app) took {took:.1?}");
+    assert_eq!(first["name"], "pr-7");
+    assert_eq!(first["provider"], "local");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["simulated"], true);
+    assert_eq!(first["url"], "https://pr-7.127.0.0.1.nip.io");
+    for s in ["cluster", "kubeconfig", "addons", "app", "report"] {
+        assert_eq!(step(&first, s)["outcome"], "done", "{first:#}");
+    }
+    assert_eq!(first["rollout"]["phase"], "Healthy", "{first:#}");
+    assert_eq!(
+        first["rollout"]["desiredImages"],
+        json!(["ghcr.io/acme/cats:v1"])
+    );
+    let kubeconfig = sb.state().join("kubeconfig/pr-7.yaml");
+    assert_eq!(first["kubeconfig"], kubeconfig.display().to_string());
+    assert_eq!(
+        mode(&kubeconfig),
+        0o600,
+        "the kubeconfig holds a client key"
+    );
+    let env_dir = sb.state().join("local/pr-7");
+    assert!(env_dir.is_dir(), "{} is missing", env_dir.display());
+
+    // list, as text and JSON, shows the environment.
+    let text = sb.ok(&["list", "--env", ENV_FILE]);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows[0], "NAME\tPROVIDER\tPR\tSTATE\tEXPIRES\tURL");
+    assert!(
+        rows[1].starts_with("pr-7\tlocal\t7\tactive\t")
+            && rows[1].ends_with("\thttps://pr-7.127.0.0.1.nip.io"),
+        "{text}"
+    );
+    let listed = sb.json(&["list", "--env", ENV_FILE]);
+    let listed = listed.as_array().expect("a JSON array");
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["name"], "pr-7");
+    assert_eq!(listed[0]["pr"], 7);
+    assert_eq!(listed[0]["provider"], "local");
+    assert_eq!(listed[0]["state"], "active");
+    assert_eq!(listed[0]["envFile"], "local");
+    assert_eq!(listed[0]["expiresAt"], first["expiresAt"]);
+
+    // status shows the add-ons and the rollout.
+    let status = sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    let addons: Vec<&str> = status["addons"]
+        .as_array()
+        .expect("add-ons")
+        .iter()
+        .filter_map(|a| a.as_str()?.split_once('=').map(|(n, _)| n))
+        .collect();
+    assert_eq!(
+        addons,
+        ["gateway-api", "cert-manager", "argo-rollouts"],
+        "{status:#}"
+    );
+    assert_eq!(status["rollout"]["phase"], "Healthy", "{status:#}");
+    assert_eq!(status["notes"], json!([]), "{status:#}");
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert!(text.starts_with("environment: pr-7 (active)\n"), "{text}");
+    assert!(text.contains("provider: local\n"), "{text}");
+    assert!(
+        text.contains("url: https://pr-7.127.0.0.1.nip.io\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("add-ons: gateway-api=") && text.contains("argo-rollouts="),
+        "{text}"
+    );
+    assert!(text.contains("rollout   cats/cats"), "{text}");
+    assert!(text.contains("phase     Healthy"), "{text}");
+    assert!(text.contains("stable    ghcr.io/acme/cats:v1"), "{text}");
+
+    // Second up with a new image: the fast path skips the add-ons, and the canary stops at its
+    // first pause (step 1, 20%).
+    // The text summary and the plain progress lines say so, and that nothing serves the URL.
+    let (o, took) = up("ghcr.io/acme/cats:v2", "text");
+    eprintln!("e2e local: second up (fast path, new image to the first pause) took {took:.1?}");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.starts_with("environment: pr-7\n"), "{out}");
+    assert!(
+        out.contains("url: https://pr-7.127.0.0.1.nip.io (simulated: pods do not run)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kubeconfig: {}", kubeconfig.display())),
+        "{out}"
+    );
+    let progress: Vec<&str> = err.lines().filter(|l| l.starts_with("step ")).collect();
+    assert_eq!(
+        progress,
+        [
+            "step cluster: started",
+            "step cluster: done",
+            "step kubeconfig: started",
+            "step kubeconfig: done",
+            "step addons: skipped (already installed at these versions)",
+            "step app: started",
+            "step app: done",
+            "step report: started",
+            "step report: done",
+        ],
+        "{err}"
+    );
+    assert!(!err.contains("addon "), "no add-on is touched: {err}");
+    let status = sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    let r = &status["rollout"];
+    assert_eq!(r["phase"], "Paused", "{status:#}");
+    assert_eq!(r["step"]["index"], 1, "{status:#}");
+    assert_eq!(r["setWeight"], 20, "{status:#}");
+    assert_eq!(r["paused"], true);
+    assert_eq!(r["stable"]["images"], json!(["ghcr.io/acme/cats:v1"]));
+    assert_eq!(r["canary"]["images"], json!(["ghcr.io/acme/cats:v2"]));
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert!(text.contains("phase     Paused: CanaryPauseStep"), "{text}");
+    assert!(
+        text.contains("step      1/5: pause (until promoted)"),
+        "{text}"
+    );
+    assert!(text.contains("weight    20% set"), "{text}");
+
+    // promote one step: past the pause to setWeight 50, then the timed pause (step 3).
+    let status_json = || sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    let promoted = sb.json(&["promote", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(promoted["name"], "cats", "{promoted:#}");
+    let s = wait_for(&status_json, "paused at step 3 with 50%", |s| {
+        s["rollout"]["step"]["index"] == 3 && s["rollout"]["setWeight"] == 50
+    });
+    assert_eq!(
+        s["rollout"]["canary"]["images"],
+        json!(["ghcr.io/acme/cats:v2"])
+    );
+    // promote --full: every remaining step skipped, v2 becomes stable.
+    let o = sb.ok(&["promote", "--env", ENV_FILE, "--pr", "7", "--full"]);
+    assert!(o.starts_with("rollout   cats/cats\n"), "{o}");
+    wait_for(&status_json, "Healthy on v2", |s| {
+        s["rollout"]["phase"] == "Healthy"
+            && s["rollout"]["stable"]["images"] == json!(["ghcr.io/acme/cats:v2"])
+    });
+
+    // deploy waits for the first pause and prints where the canary stands.
+    let t0 = Instant::now();
+    let deployed = sb.json(&[
+        "deploy",
+        "--env",
+        ENV_FILE,
+        "--pr",
+        "7",
+        "--image",
+        "ghcr.io/acme/cats:v3",
+        "--timeout",
+        "2m",
+    ]);
+    eprintln!(
+        "e2e local: deploy of v3 to the first pause took {:.1?}",
+        t0.elapsed()
+    );
+    assert_eq!(deployed["phase"], "Paused", "{deployed:#}");
+    assert_eq!(deployed["step"]["index"], 1, "{deployed:#}");
+    assert_eq!(deployed["setWeight"], 20, "{deployed:#}");
+    assert_eq!(
+        deployed["canary"]["images"],
+        json!(["ghcr.io/acme/cats:v3"])
+    );
+    assert_eq!(
+        deployed["stable"]["images"],
+        json!(["ghcr.io/acme/cats:v2"])
+    );
+
+    // abort: back to the stable v2, canary scaled away.
+    let aborted = sb.json(&["abort", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(aborted["name"], "cats", "{aborted:#}");
+    let s = wait_for(&status_json, "aborted and back on v2", |s| {
+        s["rollout"]["aborted"] == true && s["rollout"]["replicas"]["updated"] == 0
+    });
+    assert_eq!(
+        s["rollout"]["stable"]["images"],
+        json!(["ghcr.io/acme/cats:v2"])
+    );
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert!(text.contains("aborted   yes"), "{text}");
+    assert!(
+        text.contains("phase     Degraded: RolloutAborted"),
+        "{text}"
+    );
+
+    // down: exit 0, no process, no state dir, no kubeconfig; then already gone.
+    let before = sb.processes();
+    assert!(
+        before.len() >= 5,
+        "the cluster's processes name the sandbox: {before:?}"
+    );
+    let out = sb.ok(&["down", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(out.trim(), "pr-7: deleted");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sb.processes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sb.processes(),
+        Vec::<u32>::new(),
+        "processes left after down"
+    );
+    assert!(
+        !env_dir.exists(),
+        "{} is left after down",
+        env_dir.display()
+    );
+    assert!(!kubeconfig.exists(), "{} is left", kubeconfig.display());
+    assert_eq!(sb.json(&["list", "--env", ENV_FILE]), json!([]));
+    let out = sb.ok(&["down", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(out.trim(), "pr-7: already-gone");
+}
+
+/// The app commands and `status` on an environment that does not exist: exit 2, a message naming
+/// it, and nothing created on this machine.
+#[test]
+fn app_commands_on_a_missing_local_environment_exit_2_and_create_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sb = Sandbox {
+        bins: tmp.path().join("no-binaries").display().to_string(),
+        tmp,
+    };
+    for args in [
+        &["deploy", "--image", "ghcr.io/acme/cats:v9"][..],
+        &["promote", "--full"],
+        &["abort"],
+        &["status"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--env", ENV_FILE, "--pr", "404"]);
+        let o = sb.run(&all);
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "ephemera {}: {err}",
+            all.join(" ")
+        );
+        assert!(
+            err.starts_with("error: ") && err.contains("pr-404") && err.contains("does not exist"),
+            "ephemera {}: {err}",
+            all.join(" ")
+        );
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        assert!(
+            !sb.path().join("state").exists(),
+            "ephemera {} created {}",
+            all.join(" "),
+            sb.path().join("state").display()
+        );
+    }
+}
