@@ -18,3 +18,4 @@ mod kube_wait;
 mod kube_delete;
 mod e2e_local;
 mod e2e_kind;
+mod aks_e2e;

@@ -6,3 +6,4 @@ pub mod cli;
 pub mod fake_github;
 pub mod fake_arm;
 pub mod testcluster;
+pub mod lifecycle;
