@@ -488,6 +488,8 @@ pub fn app_data(
             "issuerName": issuer_name,
             "secretName": format!("{}-tls", app.name),
             "dnsName": wildcard.map_or_else(|| host.to_string(), |d| format!("*.{d}")),
+            // One Certificate per zone, copied in by up, instead of one per environment.
+            "wildcard": wildcard.is_some(),
         },
         "ingress": ingress,
         "trafficRouting": traffic_routing(env, addons),

@@ -150,6 +150,7 @@ pub async fn down(
         .map_err(|e| super::EngineError::Invalid(super::chain(&e)))?;
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
+    delete_dns_record(&env, name.as_str(), pr).await?;
     let mut report = down_with(
         &provider,
         name.as_str(),
@@ -165,4 +166,30 @@ pub async fn down(
         }
     }
     Ok(report)
+}
+
+/// Deletes the environment's record in the Azure DNS zone, when ephemera manages one. Only a
+/// record carrying our metadata for this environment is deleted; already gone is success.
+///
+/// # Errors
+/// ARM errors; a record that is not ours is left alone and reported.
+pub async fn delete_dns_record(
+    env: &crate::config::Environment,
+    name: &str,
+    pr: Option<u64>,
+) -> Result<(), crate::Error> {
+    let Some(dns) =
+        crate::dns::azure::AzureDns::from_env(env, Arc::new(crate::providers::probe::SystemProbe))?
+    else {
+        return Ok(());
+    };
+    let host = crate::dns::host::preview_host(env, name, pr, None)
+        .map_err(|m| super::EngineError::Invalid(format!("routing.host: {m}")))?;
+    let deleted = dns.delete(&host.host, name).await?;
+    tracing::info!(
+        environment = name,
+        records = deleted.len(),
+        "DNS records deleted"
+    );
+    Ok(())
 }

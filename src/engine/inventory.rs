@@ -211,6 +211,9 @@ pub struct GcReport {
     pub dry_run: bool,
     pub examined: usize,
     pub collected: Vec<Collected>,
+    /// DNS records deleted (or, with `dry_run`, that would be) because their environment is gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_orphans: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -228,20 +231,31 @@ pub struct Collected {
 /// A listing error aborts before anything is deleted. Failed deletions are reported and make the
 /// run fail ([`EngineError::GcIncomplete`]) after the others are done.
 pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcReport, crate::Error> {
-    let (_, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
+    let (env, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
     let records = provider.list().await?;
     let chosen = select(&records, Timestamp::now(), opts.open_prs.as_ref());
+    let dns = crate::dns::azure::AzureDns::from_env(
+        &env,
+        Arc::new(crate::providers::probe::SystemProbe),
+    )?;
     let mut report = GcReport {
         dry_run: opts.dry_run,
         examined: records.len(),
         collected: Vec::new(),
+        dns_orphans: Vec::new(),
     };
     let mut failed = Vec::new();
     for (record, reason) in chosen {
         let outcome = if opts.dry_run {
             "would-delete".to_string()
         } else {
-            match super::down::down_with(&provider, &record.name, None, progress.clone()).await {
+            let result = match super::down::delete_dns_record(&env, &record.name, record.pr).await {
+                Ok(()) => {
+                    super::down::down_with(&provider, &record.name, None, progress.clone()).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(r) => r.outcome.to_string(),
                 Err(e) => {
                     failed.push(record.name.clone());
@@ -254,6 +268,40 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             reason,
             outcome,
         });
+    }
+    // Records whose environment no longer exists (an interrupted down, a cluster deleted by
+    // hand); records without our metadata are never touched.
+    if let Some(d) = &dns {
+        let live: std::collections::BTreeSet<String> = records
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| {
+                opts.dry_run
+                    || !report
+                        .collected
+                        .iter()
+                        .any(|c| &c.name == n && !c.outcome.starts_with("failed"))
+            })
+            .collect();
+        match d.gc_orphans(&live, opts.dry_run).await {
+            Ok(swept) => {
+                for sw in swept {
+                    if sw.outcome.starts_with("failed") {
+                        failed.push(format!("DNS record {}", sw.record.name));
+                    }
+                    report.dns_orphans.push(format!(
+                        "{} ({}): {}",
+                        sw.record.name,
+                        sw.record.environment().unwrap_or("?"),
+                        sw.outcome
+                    ));
+                }
+            }
+            Err(e) => {
+                failed.push("DNS records".to_string());
+                tracing::error!("collecting orphaned DNS records: {}", super::chain(&e));
+            }
+        }
     }
     if !failed.is_empty() {
         return Err(EngineError::GcIncomplete {

@@ -117,6 +117,15 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
         },
     )?;
     check_limit(&env, &request, &provider, &record.name).await?;
+    // A DNS record in the way that is not ours stops up before anything is created.
+    if plan.summary.host_pending.is_none()
+        && let Some(d) = crate::dns::azure::AzureDns::from_env(
+            &env,
+            Arc::new(crate::providers::probe::SystemProbe),
+        )?
+    {
+        d.check_host(&plan.summary.host, &record.name).await?;
+    }
 
     let env_name = crate::names::EnvName::from_name(&record.name)?;
     let mut warnings: Vec<String> = Vec::new();
@@ -454,25 +463,100 @@ async fn converge(
             .await
             .map_err(EngineError::from)?;
 
+        // The preview host: final from the plan, or (AKS without a base domain) known only once
+        // the ingress load balancer has an address. With an Azure DNS zone, the record follows it.
+        let mut manifests = plan.manifests.clone();
+        let mut url = plan.summary.url.clone();
+        let dns = crate::dns::azure::AzureDns::from_env(env, Arc::new(crate::providers::probe::SystemProbe))?;
+        if !env.addons.ingress.enabled {
+            // Without an ingress nothing routes to the app, so there is no URL to report.
+            url = None;
+        } else if dns.is_some() || plan.summary.host_pending.is_some() {
+            let host = steps
+                .run(
+                    "dns",
+                    guarded(&store, provider, &name, me, async {
+                        let source = crate::dns::address::AddressSource::from_addons(&plan.addons).ok_or_else(|| {
+                            EngineError::Invalid(
+                                "the preview host needs the ingress load balancer's address, but no ingress add-on is enabled"
+                                    .into(),
+                            )
+                        })?;
+                        let address = crate::dns::address::wait_for_address(&client, &source, opts.timeout).await?;
+                        let host = match &plan.summary.host_pending {
+                            None => plan.summary.host.clone(),
+                            Some(_) => {
+                                let ip = address.ipv4().ok_or_else(|| {
+                                    EngineError::Invalid(format!(
+                                        "the load balancer has no IPv4 address ({address:?}), which the wildcard-DNS host needs; configure provider.aks.dns or routing.baseDomain"
+                                    ))
+                                })?;
+                                crate::dns::host::preview_host(env, &name, ensured.record.pr, Some(ip))
+                                    .map_err(|m| EngineError::Invalid(format!("routing.host: {m}")))?
+                                    .host
+                            }
+                        };
+                        if let Some(d) = &dns {
+                            d.ensure(&host, &address, &name).await?;
+                        }
+                        Ok::<_, crate::Error>(host)
+                    }),
+                )
+                .await?;
+            if host != plan.summary.host {
+                replace_in_strings(&mut manifests, &plan.summary.host, &host);
+            }
+            url = Some(crate::dns::host::url_for(env, &host));
+        }
+        let wildcard_zone = env.tls.wildcard.then(|| env.base_domain()).flatten().filter(|_| env.addons.cert_manager.enabled);
+        if let Some(zone) = wildcard_zone {
+            steps
+                .run(
+                    "certificate",
+                    guarded(&store, provider, &name, me, async {
+                        let issuer_name = plan
+                            .addons
+                            .iter()
+                            .find(|a| a.name == "cert-manager")
+                            .and_then(|a| a.exports.get("clusterIssuer"))
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("ephemera");
+                        crate::dns::tls::ensure_wildcard_certificate(&client, zone, issuer_name, env.tls.issuer).await?;
+                        let cert = crate::dns::tls::WildcardCertificate::for_zone(zone)?;
+                        if ensured.serves_traffic {
+                            crate::dns::tls::wait_certificate(&client, crate::dns::tls::CERTS_NAMESPACE, &cert.name, opts.timeout).await?;
+                            crate::dns::tls::copy_wildcard_secret(&client, zone, &env.app.name, &format!("{}-tls", env.app.name), &name).await?;
+                        }
+                        Ok::<_, crate::Error>(())
+                    }),
+                )
+                .await?;
+        }
+        lease::check_and_renew(&store, &name, me).await.map_err(EngineError::from)?;
+
         let deadline = Instant::now() + opts.timeout;
         let rollout = steps
-            .run(
-                "app",
-                guarded(
-                    &store,
-                    provider,
-                    &name,
-                    me,
-                    apply_app(&client, &name, env, &plan.manifests, deadline),
-                ),
-            )
+            .run("app", guarded(&store, provider, &name, me, apply_app(&client, &name, env, &manifests, deadline)))
             .await?;
-        lease::check_and_renew(&store, &name, me)
-            .await
-            .map_err(EngineError::from)?;
+        // With real pods, the preview's own certificate is part of the wait; a failed ACME order
+        // is reported with cert-manager's reason. Simulated clusters run no cert-manager.
+        if ensured.serves_traffic && env.addons.cert_manager.enabled && wildcard_zone.is_none() {
+            steps
+                .run(
+                    "certificate",
+                    guarded(
+                        &store,
+                        provider,
+                        &name,
+                        me,
+                        crate::dns::tls::wait_certificate(&client, &env.app.name, &env.app.name, opts.timeout),
+                    ),
+                )
+                .await?;
+        }
+        lease::check_and_renew(&store, &name, me).await.map_err(EngineError::from)?;
 
         let mut record = ensured.record.clone();
-        let url = plan.summary.url.clone();
         let report_deadline = Instant::now() + opts.timeout;
         if let Some(u) = &url {
             let insecure = opts.insecure;
@@ -494,10 +578,7 @@ async fn converge(
                 provider.update_record(&record).await?;
             }
         } else {
-            steps.skip(
-                "report",
-                "the host is known only once the load balancer has an address",
-            );
+            steps.skip("report", "no ingress is enabled, so nothing routes to the app");
         }
         Ok((record, rollout))
     }
@@ -698,4 +779,20 @@ fn bundle_dirs(flag: Option<&std::path::Path>) -> Vec<PathBuf> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// Replaces `from` with `to` inside every string of `manifests` (the pending preview host, once
+/// the load balancer's address makes it final).
+fn replace_in_strings(manifests: &mut [Manifest], from: &str, to: &str) {
+    fn walk(v: &mut serde_json::Value, from: &str, to: &str) {
+        match v {
+            serde_json::Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, from, to)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, from, to)),
+            _ => {}
+        }
+    }
+    for m in manifests {
+        walk(&mut m.object, from, to);
+    }
 }
