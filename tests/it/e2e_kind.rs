@@ -6,8 +6,9 @@
 //! The double's clusters are real control planes from `scripts/testcluster`, whose kwok nodes run
 //! no pods. Where a real kind cluster's pods would act, the test stands in for them, and nowhere
 //! else:
-//! - NGINX Gateway Fabric and cert-manager set conditions on the GatewayClass, the Gateway and the
-//!   ClusterIssuer: a task of the test sets the same conditions, so `up`'s real waits are met;
+//! - NGINX Gateway Fabric and cert-manager set conditions on the GatewayClass, the Gateway, the
+//!   ClusterIssuer and the app's Certificate: a task of the test sets the same conditions, so
+//!   `up`'s real waits are met;
 //! - the Argo Rollouts controller runs out of cluster (`TestCluster::start_with_rollouts`);
 //! - cert-manager's admission webhook cannot be reached (no pod network), so a `--templates`
 //!   override applies the local provider's `simulated-webhook` overlay to kind as well;
@@ -259,10 +260,10 @@ fn templates_override(root: &Path) -> PathBuf {
 }
 
 /// Sets the conditions that NGINX Gateway Fabric and cert-manager would set, on every
-/// GatewayClass, Gateway and ClusterIssuer of the cluster, for the object's current generation.
+/// GatewayClass, Gateway, ClusterIssuer and Certificate of the cluster, for the object's current generation.
 /// Each object it marked is added to `marked` as `Kind namespace/name`.
 async fn stand_in_controllers(client: kube::Client, marked: Arc<Mutex<BTreeSet<String>>>) {
-    let kinds: [(&str, &str, &str, &str, &[&str]); 3] = [
+    let kinds: [(&str, &str, &str, &str, &[&str]); 4] = [
         (
             "gateway.networking.k8s.io",
             "v1",
@@ -282,6 +283,13 @@ async fn stand_in_controllers(client: kube::Client, marked: Arc<Mutex<BTreeSet<S
             "v1",
             "ClusterIssuer",
             "clusterissuers",
+            &["Ready"],
+        ),
+        (
+            "cert-manager.io",
+            "v1",
+            "Certificate",
+            "certificates",
             &["Ready"],
         ),
     ];
@@ -563,6 +571,7 @@ fn kind_up_list_status_and_down_through_the_cli() {
         "GatewayClass nginx",
         "Gateway nginx-gateway/ephemera",
         "ClusterIssuer ephemera",
+        "Certificate cats/cats",
     ] {
         assert!(marked.contains(id), "{id} was never marked: {marked:?}");
     }

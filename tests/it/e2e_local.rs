@@ -257,7 +257,19 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
         !err.contains('\u{1b}'),
         "logs carry no terminal escapes when stderr is not a terminal: {err:?}"
     );
-    eprintln!("e2e local: first up (new cluster, add-ons, app) took {took:.1?}");
+    let per_step: Vec<String> = first["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| format!("{} {}s", s["step"].as_str().unwrap_or("?"), s["seconds"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "e2e local: first up (new cluster, add-ons, app) took {took:.1?} ({}; target: under 60s)",
+        per_step.join(", ")
+    );
     assert_eq!(first["name"], "pr-7");
     assert_eq!(first["provider"], "local");
     assert_eq!(first["created"], true);
