@@ -36,7 +36,13 @@ pub fn run(args: StatusArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
             lines.push(format!("add-ons: {}", report.addons.join(", ")));
         }
         if let Some(l) = &report.lease {
-            lines.push(format!("lease: held by {l:?}"));
+            lines.push(format!(
+                "lease: held by {} ({} since {}, lapses at {} unless renewed)",
+                l.holder,
+                l.operation,
+                l.started_at,
+                l.expires_at()
+            ));
         }
         if let Some(rollout) = &report.rollout {
             lines.push(rollout.to_string());
