@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use ephemera::engine::kube_lease::KubeLease;
+use ephemera::engine::lease::{self, LeaseRecord, LeaseStore, Operation};
 use serde_json::{Value, json};
 
 use crate::common::cli::{ephemera, stderr, stdout};
@@ -183,6 +185,51 @@ pub fn processes_naming(needle: &Path) -> Vec<u32> {
     out
 }
 
+/// A client for the environment, from the kubeconfig `up` wrote.
+async fn client(kubeconfig: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("kubeconfig");
+    kube::Client::try_from(config).expect("client")
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Takes environment `env`'s lease as an `up` run named `holder` would, for a minute.
+fn hold_lease(kubeconfig: &Path, env: &str, holder: &str) -> LeaseRecord {
+    block_on(async {
+        let store = KubeLease::new(client(kubeconfig).await, env);
+        let me = LeaseRecord::new(
+            holder,
+            Operation::Up,
+            jiff::Timestamp::now(),
+            Duration::from_secs(60),
+        );
+        let previous = lease::acquire(&store, env, &me)
+            .await
+            .expect("taking the lease");
+        assert!(previous.is_none(), "the lease was held: {previous:?}");
+        me
+    })
+}
+
+fn release_lease(kubeconfig: &Path, env: &str, holder: &str) {
+    block_on(async {
+        KubeLease::new(client(kubeconfig).await, env)
+            .release(holder)
+            .await
+            .expect("releasing the lease")
+    })
+}
+
 /// Polls `status` until `done` holds, for at most a minute; panics with the last status.
 fn wait_for(status: &dyn Fn() -> Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -342,6 +389,30 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     assert!(text.contains("rollout   cats/cats"), "{text}");
     assert!(text.contains("phase     Healthy"), "{text}");
     assert!(text.contains("stable    ghcr.io/acme/cats:v1"), "{text}");
+
+    // While a run holds the environment's lease, status says who, in words.
+    let held = hold_lease(&kubeconfig, "pr-7", "e2e-test-run");
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("lease: "))
+        .unwrap_or_else(|| panic!("no lease line:\n{text}"));
+    let prefix = format!(
+        "lease: held by e2e-test-run (up since {}, lapses at ",
+        held.started_at
+    );
+    let lapses: jiff::Timestamp = line
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" unless renewed)"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?} is not {prefix:?}<time> unless renewed)"));
+    let ahead = lapses.duration_since(held.started_at).as_secs();
+    assert!((60..=70).contains(&ahead), "{line}");
+    let status = sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(status["lease"]["holder"], "e2e-test-run", "{status:#}");
+    release_lease(&kubeconfig, "pr-7", "e2e-test-run");
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert!(!text.contains("lease: "), "{text}");
 
     // Second up with a new image: the fast path skips the add-ons, and the canary stops at its
     // first pause (step 1, 20%).
