@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::common::cli::{ephemera, stderr, stdout};
+use crate::common::lifecycle::{describe, manifests};
 use crate::common::testcluster::{TestCluster, binary, cluster_required, repo_root};
-use crate::e2e_local::manifests_arg;
 
 const ENV_FILE: &str = "environments/pr-kind.yaml";
 
@@ -481,16 +481,6 @@ impl FakeIngress {
     }
 }
 
-fn describe(args: &[&str], o: &Output) -> String {
-    format!(
-        "ephemera {} ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        args.join(" "),
-        o.status,
-        stdout(o),
-        stderr(o)
-    )
-}
-
 #[test]
 fn kind_up_list_status_and_down_through_the_cli() {
     let Some(cluster) = TestCluster::start_with_rollouts("e2e-kind") else {
@@ -512,7 +502,7 @@ fn kind_up_list_status_and_down_through_the_cli() {
     ));
     let templates = templates_override(double.path());
     let templates = templates.display().to_string();
-    let manifests = manifests_arg();
+    let manifests = manifests();
     let _down = Down(&double, "7");
 
     let args = [
@@ -720,7 +710,7 @@ fn kind_up_that_fails_in_a_later_step_deletes_the_cluster_it_created() {
     let _down = Down(&double, "11");
     let templates = templates_override(double.path());
     let templates = templates.display().to_string();
-    let manifests = manifests_arg();
+    let manifests = manifests();
     let args = [
         "--templates",
         templates.as_str(),

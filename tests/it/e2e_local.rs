@@ -5,8 +5,7 @@
 //! One environment is reused across the steps of one test function: a new local cluster with its
 //! add-ons costs tens of seconds on a 2-core machine.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ephemera::engine::kube_lease::KubeLease;
@@ -14,138 +13,9 @@ use ephemera::engine::lease::{self, LeaseRecord, LeaseStore, Operation};
 use serde_json::{Value, json};
 
 use crate::common::cli::{ephemera, stderr, stdout};
-use crate::common::testcluster::{binary, cluster_required, repo_root, shared_dir};
+use crate::common::lifecycle::{Sandbox, describe, manifests};
 
 const ENV_FILE: &str = "environments/local.yaml";
-
-/// The binaries a local cluster runs, by their `scripts/testcluster env` key.
-const KEYS: [&str; 6] = [
-    "ETCD",
-    "KUBE_APISERVER",
-    "KUBE_CONTROLLER_MANAGER",
-    "KUBE_SCHEDULER",
-    "KWOK",
-    "ROLLOUTS_CONTROLLER",
-];
-
-/// The offline bundles: the shared upstream manifests, then the repository's test-only bundle,
-/// colon-separated like `PATH`.
-pub fn manifests_arg() -> String {
-    let dirs = [
-        shared_dir().join("fixtures/manifests"),
-        repo_root().join("tests/fixtures/manifests"),
-    ];
-    for d in &dirs {
-        assert!(d.is_dir(), "{} is missing", d.display());
-    }
-    dirs.iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// The directories holding the control-plane binaries `scripts/testcluster build` made, for
-/// `EPHEMERA_LOCAL_BIN`. `None` (after a loud message) when one is missing, unless a cluster is
-/// required.
-fn local_bin_dirs() -> Option<String> {
-    let paths: Vec<PathBuf> = KEYS.iter().map(|k| binary(k)).collect();
-    let missing: Vec<String> = paths
-        .iter()
-        .filter(|p| !p.exists())
-        .map(|p| p.display().to_string())
-        .collect();
-    if !missing.is_empty() {
-        assert!(
-            !cluster_required(),
-            "the local e2e test needs {missing:?}; run scripts/testcluster build"
-        );
-        eprintln!(
-            "\n*** SKIPPED: the local e2e test needs {missing:?}; run scripts/testcluster build ***\n"
-        );
-        return None;
-    }
-    let mut dirs: Vec<String> = paths
-        .iter()
-        .filter_map(|p| p.parent())
-        .map(|d| d.display().to_string())
-        .collect();
-    dirs.dedup();
-    Some(dirs.join(":"))
-}
-
-/// A sandbox for the binary: its own HOME, XDG state and cache dirs; binaries from the
-/// testcluster cache through `EPHEMERA_LOCAL_BIN`; plain progress lines (`CI=1`).
-struct Sandbox {
-    tmp: tempfile::TempDir,
-    bins: String,
-}
-
-impl Sandbox {
-    fn new() -> Option<Sandbox> {
-        let bins = local_bin_dirs()?;
-        let tmp = tempfile::tempdir().expect("tempdir");
-        for d in ["home", "state", "cache"] {
-            std::fs::create_dir(tmp.path().join(d)).expect("sandbox dir");
-        }
-        Some(Sandbox { tmp, bins })
-    }
-
-    fn path(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    /// `$XDG_STATE_HOME/ephemera`: everything ephemera keeps on this machine.
-    fn state(&self) -> PathBuf {
-        self.path().join("state/ephemera")
-    }
-
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = ephemera();
-        c.env("HOME", self.path().join("home"))
-            .env("XDG_STATE_HOME", self.path().join("state"))
-            .env("XDG_CACHE_HOME", self.path().join("cache"))
-            .env("EPHEMERA_LOCAL_BIN", &self.bins)
-            .env("CI", "1")
-            .env_remove("KUBECONFIG")
-            .env_remove("GITHUB_TOKEN")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env_remove("GITHUB_EVENT_PATH")
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("ephemera runs")
-    }
-
-    /// Runs and asserts exit 0, returning stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "ephemera {} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            args.join(" "),
-            o.status,
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let out = self.ok(&all);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("ephemera {} printed no JSON ({e}):\n{out}", all.join(" ")))
-    }
-
-    /// PIDs of live processes whose command line names this sandbox.
-    fn processes(&self) -> Vec<u32> {
-        processes_naming(self.path())
-    }
-}
 
 /// Takes the environment down even when an assertion fails midway, so no process outlives the
 /// test.
@@ -264,13 +134,13 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
-    let Some(sb) = Sandbox::new() else {
+    let Some(sb) = Sandbox::local() else {
         return;
     };
-    let manifests = manifests_arg();
+    let manifests = manifests();
     let up = |image: &str, output: &str| {
         let t0 = Instant::now();
-        let o = sb.run(&[
+        let args = [
             "up",
             "--env",
             ENV_FILE,
@@ -282,15 +152,10 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
             &manifests,
             "--output",
             output,
-        ]);
+        ];
+        let o = sb.run(&args);
         let took = t0.elapsed();
-        assert!(
-            o.status.success(),
-            "up {image} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            o.status,
-            stdout(&o),
-            stderr(&o)
-        );
+        assert!(o.status.success(), "{}", describe(&args, &o));
         (o, took)
     };
     let _down = Down(&sb, "7");
@@ -528,7 +393,7 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     );
 
     // down: exit 0, no process, no state dir, no kubeconfig; then already gone.
-    let before = sb.processes();
+    let before = processes_naming(sb.path());
     assert!(
         before.len() >= 5,
         "the cluster's processes name the sandbox: {before:?}"
@@ -536,11 +401,11 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     let out = sb.ok(&["down", "--env", ENV_FILE, "--pr", "7"]);
     assert_eq!(out.trim(), "pr-7: deleted");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !sb.processes().is_empty() && Instant::now() < deadline {
+    while !processes_naming(sb.path()).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        sb.processes(),
+        processes_naming(sb.path()),
         Vec::<u32>::new(),
         "processes left after down"
     );
@@ -559,11 +424,8 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
 /// it, and nothing created on this machine.
 #[test]
 fn app_commands_on_a_missing_local_environment_exit_2_and_create_nothing() {
+    // No binaries are needed to find that an environment does not exist.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let sb = Sandbox {
-        bins: tmp.path().join("no-binaries").display().to_string(),
-        tmp,
-    };
     for args in [
         &["deploy", "--image", "ghcr.io/acme/cats:v9"][..],
         &["promote", "--full"],
@@ -572,25 +434,32 @@ fn app_commands_on_a_missing_local_environment_exit_2_and_create_nothing() {
     ] {
         let mut all = args.to_vec();
         all.extend(["--env", ENV_FILE, "--pr", "404"]);
-        let o = sb.run(&all);
+        let o = ephemera()
+            .env("HOME", tmp.path().join("home"))
+            .env("XDG_STATE_HOME", tmp.path().join("state"))
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .env("EPHEMERA_LOCAL_BIN", tmp.path().join("no-binaries"))
+            .env("CI", "1")
+            .args(&all)
+            .output()
+            .expect("ephemera runs");
         let err = stderr(&o);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "ephemera {}: {err}",
-            all.join(" ")
-        );
+        assert_eq!(o.status.code(), Some(2), "{}", describe(&all, &o));
         assert!(
             err.starts_with("error: ") && err.contains("pr-404") && err.contains("does not exist"),
-            "ephemera {}: {err}",
-            all.join(" ")
+            "{}",
+            describe(&all, &o)
         );
-        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        assert!(stdout(&o).is_empty(), "{}", describe(&all, &o));
+        let made: Vec<_> = std::fs::read_dir(tmp.path())
+            .expect("tempdir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert!(
-            !sb.path().join("state").exists(),
-            "ephemera {} created {}",
-            all.join(" "),
-            sb.path().join("state").display()
+            made.is_empty(),
+            "ephemera {} created {made:?}",
+            all.join(" ")
         );
     }
 }
