@@ -566,8 +566,9 @@ fn warnings(env: &Environment, addons: &[ResolvedAddon]) -> Vec<String> {
         }
         if env.tls.wildcard && prs > LETSENCRYPT_DUPLICATES_PER_WEEK {
             w.push(format!(
-                "tls: each environment's cluster requests the same wildcard certificate; Let's Encrypt allows \
-                 {LETSENCRYPT_DUPLICATES_PER_WEEK} duplicates a week and {prs} pull requests a week are expected"
+                "tls: a new cluster reuses the wildcard certificate of a live environment, but orders a new one \
+                 when none is live; Let's Encrypt allows {LETSENCRYPT_DUPLICATES_PER_WEEK} identical orders a week and \
+                 {prs} pull requests a week are expected"
             ));
         }
         if env.base_domain().is_none() {
