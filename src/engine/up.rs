@@ -753,9 +753,20 @@ async fn apply_app(
         origin: format!("app {}", env.app.name),
         ..Default::default()
     };
-    crate::kube::Applier::new(client.clone())
-        .apply(objects, &opts)
-        .await?;
+    // The Rollout names its Services (stable, canary): applied in one parallel batch it can
+    // reach the controller first, which then marks it InvalidSpec ("service not found") and
+    // keeps that until its next resync, so the wait below failed the first deploy. Everything
+    // it refers to goes first.
+    let (rollouts, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| {
+        o.types
+            .as_ref()
+            .is_some_and(|t| t.kind == "Rollout" && t.api_version.starts_with("argoproj.io/"))
+    });
+    let applier = crate::kube::Applier::new(client.clone());
+    applier.apply(rest, &opts).await?;
+    if !rollouts.is_empty() {
+        applier.apply(rollouts, &opts).await?;
+    }
     if env.app.gitops.is_some() {
         // Argo CD owns the Rollout; its Application's health is the app's readiness.
         return Ok(None);
