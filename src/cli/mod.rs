@@ -89,6 +89,40 @@ pub struct TargetArgs {
     pub name: Option<String>,
 }
 
+/// What `plan` and `up` make an environment from: which environment, the image, the lifetime,
+/// and the strings that come with the PR.
+#[derive(Debug, Args)]
+pub struct EnvInputArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The PR's image (default: app.image).
+    #[arg(long, value_name = "REF", allow_hyphen_values = true)]
+    pub image: Option<String>,
+    /// Lifetime instead of the file's ttl, e.g. 4h, 2d.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub pr_data: PrDataArgs,
+}
+
+impl EnvInputArgs {
+    /// The library's plan request for these flags.
+    pub fn request(self, now: Option<String>, settings: &Settings) -> ephemera::plan::Request {
+        ephemera::plan::Request {
+            env_file: self.target.env,
+            pr: self.target.pr,
+            name: self.target.name,
+            image: self.image,
+            branch: self.pr_data.branch,
+            title: self.pr_data.title,
+            repository: self.pr_data.repository,
+            now,
+            ttl: self.ttl,
+            templates: settings.templates.clone(),
+        }
+    }
+}
+
 /// Strings that come with a PR; data only, recorded as annotations.
 #[derive(Debug, Args)]
 pub struct PrDataArgs {

@@ -6,7 +6,7 @@ use clap::Args;
 use ephemera::ExitStatus;
 
 use super::printer::Printer;
-use super::{OutputFormat, PrDataArgs, Settings, TargetArgs};
+use super::{EnvInputArgs, OutputFormat, Settings};
 
 #[derive(Debug, Args)]
 #[command(about = "Show everything `up` would create, without touching any cluster or cloud")]
@@ -17,36 +17,17 @@ The output is the same on every run: plan never reads the clock. Times are relat
 )]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
-    /// The PR's image (default: app.image).
-    #[arg(long, value_name = "REF", allow_hyphen_values = true)]
-    pub image: Option<String>,
-    /// Lifetime instead of the file's ttl, e.g. 4h, 2d.
-    #[arg(long, value_name = "DURATION")]
-    pub ttl: Option<String>,
+    pub input: EnvInputArgs,
     /// Write one file per object into DIR instead of YAML on stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The time to plan at (RFC 3339), e.g. 2026-11-28T10:00:00Z.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
-    #[command(flatten)]
-    pub pr_data: PrDataArgs,
 }
 
 pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let request = ephemera::plan::Request {
-        env_file: args.target.env,
-        pr: args.target.pr,
-        name: args.target.name,
-        image: args.image,
-        branch: args.pr_data.branch,
-        title: args.pr_data.title,
-        repository: args.pr_data.repository,
-        now: args.now,
-        ttl: args.ttl,
-        templates: settings.templates.clone(),
-    };
+    let request = args.input.request(args.now, settings);
     let plan = ephemera::plan::run(&request)?;
     for w in &plan.warnings {
         printer.warn(w);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use ephemera::ExitStatus;
 
-use super::{PrDataArgs, Settings, TargetArgs};
+use super::{EnvInputArgs, Settings};
 
 #[derive(Debug, Args)]
 #[command(about = "Create or update a PR's environment: cluster, add-ons, the image as a canary")]
@@ -14,13 +14,7 @@ use super::{PrDataArgs, Settings, TargetArgs};
 )]
 pub struct UpArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
-    /// The PR's image (default: app.image).
-    #[arg(long, value_name = "REF", allow_hyphen_values = true)]
-    pub image: Option<String>,
-    /// Lifetime instead of the file's ttl, e.g. 4h.
-    #[arg(long, value_name = "DURATION")]
-    pub ttl: Option<String>,
+    pub input: EnvInputArgs,
     /// Keep a cluster this run created when a later step fails (for debugging).
     #[arg(long)]
     pub keep_on_failure: bool,
@@ -36,25 +30,12 @@ pub struct UpArgs {
     /// The PR's head commit (default: from the GitHub Actions event).
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
-    #[command(flatten)]
-    pub pr_data: PrDataArgs,
 }
 
 pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = duration("--timeout", &args.timeout)?;
     let opts = ephemera::engine::UpOptions {
-        request: ephemera::plan::Request {
-            env_file: args.target.env,
-            pr: args.target.pr,
-            name: args.target.name,
-            image: args.image,
-            branch: args.pr_data.branch,
-            title: args.pr_data.title,
-            repository: args.pr_data.repository,
-            now: None,
-            ttl: args.ttl,
-            templates: settings.templates.clone(),
-        },
+        request: args.input.request(None, settings),
         manifests: settings.manifests.clone(),
         kubeconfig: settings.kubeconfig.clone(),
         keep_on_failure: args.keep_on_failure,

@@ -17,6 +17,19 @@ const SUBCOMMANDS: [&str; 12] = [
     "doctor",
 ];
 
+/// `plan` for the local environment at the fixed time.
+const PLAN_LOCAL: [&str; 9] = [
+    "plan",
+    "--env",
+    "environments/local.yaml",
+    "--pr",
+    "7",
+    "--image",
+    "ghcr.io/acme/cats:1",
+    "--now",
+    NOW,
+];
+
 #[test]
 fn help_lists_every_subcommand() {
     let o = run(&["--help"]);
@@ -164,20 +177,7 @@ fn version() {
 
 #[test]
 fn logs_go_to_stderr_as_json_and_results_stay_on_stdout() {
-    let o = run(&[
-        "plan",
-        "--env",
-        "environments/local.yaml",
-        "--pr",
-        "7",
-        "--image",
-        "ghcr.io/acme/cats:1",
-        "--now",
-        NOW,
-        "-vv",
-        "--log-format",
-        "json",
-    ]);
+    let o = run(&[&PLAN_LOCAL[..], &["-vv", "--log-format", "json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
@@ -194,17 +194,7 @@ fn logs_go_to_stderr_as_json_and_results_stay_on_stdout() {
 
 #[test]
 fn rust_log_controls_logs() {
-    let base = [
-        "plan",
-        "--env",
-        "environments/local.yaml",
-        "--pr",
-        "7",
-        "--image",
-        "ghcr.io/acme/cats:1",
-        "--now",
-        NOW,
-    ];
+    let base = PLAN_LOCAL;
     let quiet = ephemera().args(base).output().unwrap();
     assert_eq!(stderr(&quiet), "", "no logs at the default level");
     let loud = ephemera()
