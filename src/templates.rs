@@ -233,8 +233,26 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 /// Renders one value as a YAML-safe flow scalar: JSON encoding, which YAML parses as the same
 /// string (or map, or list), whatever quotes, colons, newlines or `$(...)` it holds.
 pub fn yaml_quote(value: &serde_json::Value) -> String {
-    // serde_json escapes control characters, quotes and backslashes; its output is valid YAML.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+    // serde_json escapes C0 control characters, quotes and backslashes. YAML also refuses DEL and
+    // the C1 controls (but U+0085) inside quotes, which JSON leaves raw: escape those too. Both
+    // languages read `\uXXXX` the same way.
+    let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+    if !json.chars().any(needs_yaml_escape) {
+        return json;
+    }
+    json.chars()
+        .fold(String::with_capacity(json.len() + 8), |mut out, c| {
+            if needs_yaml_escape(c) {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push(c);
+            }
+            out
+        })
+}
+
+fn needs_yaml_escape(c: char) -> bool {
+    c == '\u{7f}' || (('\u{80}'..='\u{9f}').contains(&c) && c != '\u{85}')
 }
 
 fn yaml_helper(
@@ -287,6 +305,7 @@ mod tests {
             "&anchor",
             "null",
             "yes",
+            "del\u{7f} c1\u{9b} nel\u{85}",
         ] {
             let out = r
                 .render("t/x.yaml.hbs", &json!({"branch": hostile}))
