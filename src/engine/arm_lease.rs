@@ -270,28 +270,31 @@ pub async fn preflight<'a>(
 }
 
 /// After a failed step: whether the environment was deleted (by a `down` or `gc`) or its lease
-/// taken by another run meanwhile. A cluster that does not answer is looked at again for up to
-/// `patience`, since a `down` stops a cluster before it removes it.
+/// taken by another run meanwhile.
+///
+/// With `existed` (the cluster step had succeeded), a missing environment means someone deleted
+/// it, and a cluster that does not answer is looked at again for up to 30 s, since a `down`
+/// stops a cluster before it removes it. Without, the environment may never have existed, so
+/// only a live lease of another run counts, read once.
 pub async fn taken_over(
     provider: &AnyProvider,
     name: &str,
     me: &LeaseRecord,
-    patience: Duration,
+    existed: bool,
 ) -> Option<LeaseError> {
-    let until = Instant::now() + patience;
+    let until = Instant::now() + Duration::from_secs(if existed { 30 } else { 0 });
     loop {
-        match lease_store(provider, name, None).await {
-            Err(crate::Error::Provider(ProviderError::NotFound(_))) => return Some(gone(name)),
-            Ok(store) => {
-                if let Ok(verdict) = judge(&store, name, me).await {
-                    return verdict;
-                }
-            }
+        let verdict = match lease_store(provider, name, None).await {
+            Err(crate::Error::Provider(ProviderError::NotFound(_))) => Ok(Some(gone(name))),
+            Ok(store) => judge(&store, name, me).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
+            Ok(Some(LeaseError::Gone { .. })) if !existed => return None,
+            Ok(v) => return v,
             // Unreadable for now: a cluster being torn down, or a passing hiccup.
-            Err(_) => {}
-        }
-        if Instant::now() >= until {
-            return None;
+            Err(_) if Instant::now() < until => {}
+            Err(_) => return None,
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -308,7 +311,7 @@ async fn judge(
     store: &AnyLeaseStore<'_>,
     name: &str,
     me: &LeaseRecord,
-) -> Result<Option<LeaseError>, ProviderError> {
+) -> Result<Option<LeaseError>, String> {
     match store.read().await {
         Ok(Some((l, _))) if l.holder != me.holder && !l.is_expired(Timestamp::now()) => {
             Ok(Some(LeaseError::Lost {
@@ -319,7 +322,7 @@ async fn judge(
         Ok(None) if store.on_provider_resource() => Ok(Some(gone(name))),
         Ok(_) => Ok(None),
         Err(ProviderError::NotFound(_)) => Ok(Some(gone(name))),
-        Err(e) => Err(e),
+        Err(e) => Err(super::chain(&e)),
     }
 }
 
@@ -352,7 +355,7 @@ where
                     if let Err(ProviderError::NotFound(_)) = provider.kubeconfig(name).await {
                         return gone(name);
                     }
-                    tracing::debug!("reading the lease of {name}: {}", super::chain(&e));
+                    tracing::debug!("reading the lease of {name}: {e}");
                 }
             }
             let duration = Duration::from_secs(me.duration_seconds);

@@ -302,7 +302,10 @@ async fn create_or_converge(
         name: name.clone(),
         record: record.clone(),
     };
-    let ensured = steps.run("cluster", provider.ensure(&req)).await?;
+    let ensured = match steps.run("cluster", provider.ensure(&req)).await {
+        Ok(ensured) => ensured,
+        Err(e) => return Err(explain(provider, &name, &me, false, e).await),
+    };
     let created = ensured.created;
     let rest = converge(
         opts,
@@ -317,19 +320,9 @@ async fn create_or_converge(
         progress,
     )
     .await;
-    // A step that failed because a down deleted the environment, or another run took it over,
-    // reports that (exit 4) rather than its symptom, and leaves the environment to the winner.
     let rest = match rest {
-        Err(e) if !is_superseded(&e) => {
-            match taken_over(provider, &name, &me, Duration::from_secs(30)).await {
-                Some(why) => {
-                    tracing::warn!("{}", super::chain(&e));
-                    Err(EngineError::from(why).into())
-                }
-                None => Err(e),
-            }
-        }
-        other => other,
+        Err(e) => Err(explain(provider, &name, &me, true, e).await),
+        ok => ok,
     };
     match rest {
         Ok(report) => Ok(report),
@@ -348,6 +341,28 @@ async fn create_or_converge(
             Err(e)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A step that failed because a down deleted the environment, or another run took it over,
+/// reports that (exit 4) rather than its symptom, so the loser leaves the environment to the
+/// winner.
+async fn explain(
+    provider: &AnyProvider,
+    name: &str,
+    me: &LeaseRecord,
+    existed: bool,
+    e: crate::Error,
+) -> crate::Error {
+    if is_superseded(&e) {
+        return e;
+    }
+    match taken_over(provider, name, me, existed).await {
+        Some(why) => {
+            tracing::warn!("{}", super::chain(&e));
+            EngineError::from(why).into()
+        }
+        None => e,
     }
 }
 
