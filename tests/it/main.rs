@@ -19,3 +19,5 @@ mod kube_delete;
 mod e2e_local;
 mod e2e_kind;
 mod aks_e2e;
+mod lifecycle;
+mod chaos;

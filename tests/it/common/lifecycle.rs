@@ -263,3 +263,86 @@ ttl: 2h
 pub fn group_of(profile: &str, env: &str) -> String {
     format!("rg-{profile}-{env}")
 }
+
+/// PIDs of live (not zombie) processes whose command line contains `needle`.
+pub fn processes_naming(needle: &Path) -> Vec<u32> {
+    let needle = needle.as_os_str().as_encoded_bytes();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let dead = std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        });
+        if !dead && cmdline.windows(needle.len()).any(|w| w == needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A started `ephemera` whose stderr is followed line by line.
+pub struct Followed {
+    pub child: std::process::Child,
+    /// Each stderr line as it comes.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl Followed {
+    /// Starts `ephemera ARGS` in `sb`, stdout discarded, stderr followed.
+    pub fn start(sb: &Sandbox, args: &[&str]) -> Followed {
+        let mut child = sb
+            .command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ephemera starts");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                all.push_str(&l);
+                all.push('\n');
+                let _ = tx.send(l);
+            }
+            all
+        });
+        Followed {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// Waits up to `limit` for a line containing `text`; false when the run ended or went quiet
+    /// first.
+    pub fn wait_for(&self, text: &str, limit: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits for the process to end; its exit code (`None` when killed) and all it printed.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("wait");
+        let printed = self.reader.join().unwrap_or_default();
+        (status.code(), printed)
+    }
+}
