@@ -665,6 +665,47 @@ impl AzureDns {
         Ok(deleted)
     }
 
+    /// Removes every record of environment `env_name` made by this environment file, found by
+    /// their metadata, for `down` when the host is not known beforehand (a `routing.host` that
+    /// embeds the load balancer's IP, which only the running cluster knows). Gone is success;
+    /// records without our metadata, of other environments or of other environment files are
+    /// never touched. Returns the records deleted.
+    ///
+    /// # Errors
+    /// A listing error, before anything is deleted; ARM errors.
+    pub async fn delete_environment(&self, env_name: &str) -> Result<Vec<DnsRecord>, DnsError> {
+        self.arm.new_pass().await;
+        let mut deleted = Vec::new();
+        for _ in 0..ROUNDS {
+            let records = self.list_inner().await?;
+            let mut changed = false;
+            for r in records.iter().filter(|r| {
+                r.environment() == Some(env_name)
+                    && self
+                        .profile
+                        .as_deref()
+                        .is_none_or(|p| r.profile() == Some(p))
+            }) {
+                match self.delete_one(r).await? {
+                    Deletion::Deleted => {
+                        tracing::info!("deleted DNS record {} {}", r.kind, r.fqdn);
+                        deleted.push(r.clone());
+                    }
+                    Deletion::AlreadyGone => {}
+                    // Changed since listed: read it again on the next round.
+                    Deletion::Changed => changed = true,
+                }
+            }
+            if !changed {
+                return Ok(deleted);
+            }
+        }
+        Err(not_converging(&format!(
+            "deleting the DNS records of {env_name} in zone {}",
+            self.zone
+        )))
+    }
+
     /// Every A and CNAME record set in the zone, ours or not.
     ///
     /// # Errors

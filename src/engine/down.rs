@@ -185,7 +185,13 @@ pub async fn delete_dns_record(
     };
     let host = crate::dns::host::preview_host(env, name, pr, None)
         .map_err(|m| super::EngineError::Invalid(format!("routing.host: {m}")))?;
-    let deleted = dns.delete(&host.host, name).await?;
+    let deleted = if host.is_final() {
+        dns.delete(&host.host, name).await?
+    } else {
+        // The host embeds the load balancer's IP, which only the running cluster knows (and
+        // which may have changed while it ran): the records are found by their metadata.
+        dns.delete_environment(name).await?
+    };
     tracing::info!(
         environment = name,
         records = deleted.len(),
