@@ -21,3 +21,4 @@ mod e2e_kind;
 mod aks_e2e;
 mod lifecycle;
 mod chaos;
+mod aks_dns_e2e;

@@ -7,3 +7,4 @@ pub mod fake_github;
 pub mod fake_arm;
 pub mod testcluster;
 pub mod lifecycle;
+pub mod stand_ins;
