@@ -48,7 +48,9 @@ impl Error {
     /// The exit status this error should end the process with.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Config(_) | Error::Name(_) | Error::Template(_) | Error::Plan(_) => ExitStatus::Usage,
+            Error::Config(_) | Error::Name(_) | Error::Template(_) | Error::Plan(_) => {
+                ExitStatus::Usage
+            }
             Error::Provider(e) => e.exit_status(),
             Error::Kube(e) => e.exit_status(),
             Error::Addon(e) => e.exit_status(),

@@ -3,21 +3,21 @@
 //! The modules follow the data path of `up`:
 //! config → plan → provider → kube → add-ons → app → engine.
 
-pub mod config;
-pub mod doctor;
-pub mod names;
-pub mod templates;
-pub mod plan;
-pub mod record;
-pub mod providers;
-pub mod kube;
 pub mod addons;
 pub mod app;
+pub mod config;
 pub mod dns;
+pub mod doctor;
 pub mod engine;
-pub mod github;
-pub mod progress;
 pub mod error;
+pub mod github;
+pub mod kube;
+pub mod names;
+pub mod plan;
+pub mod progress;
+pub mod providers;
+pub mod record;
+pub mod templates;
 
 pub use error::{Error, ExitStatus};
 

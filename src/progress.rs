@@ -70,7 +70,9 @@ pub struct Spinners {
 impl Progress for Spinners {
     fn update(&self, scope: &str, item: &str, state: State) {
         let key = format!("{scope} {item}");
-        let Ok(mut bars) = self.bars.lock() else { return };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
         let bar = bars
             .entry(key.clone())
             .or_insert_with(|| {

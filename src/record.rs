@@ -55,7 +55,10 @@ pub struct Record {
 /// A stored record could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("record is not managed by ephemera (no {} = ephemera)", keys::MANAGED_BY)]
+    #[error(
+        "record is not managed by ephemera (no {} = ephemera)",
+        keys::MANAGED_BY
+    )]
     NotOurs,
     #[error("record field {key} is missing")]
     Missing { key: &'static str },
@@ -108,10 +111,14 @@ impl Record {
         let get = |key: &'static str| m.get(key).cloned().ok_or(RecordError::Missing { key });
         let time = |key: &'static str| -> Result<Timestamp, RecordError> {
             let v = get(key)?;
-            v.parse().map_err(|_| RecordError::Invalid { key, value: v })
+            v.parse()
+                .map_err(|_| RecordError::Invalid { key, value: v })
         };
         let pr = match m.get(keys::PR) {
-            Some(v) => Some(v.parse().map_err(|_| RecordError::Invalid { key: keys::PR, value: v.clone() })?),
+            Some(v) => Some(v.parse().map_err(|_| RecordError::Invalid {
+                key: keys::PR,
+                value: v.clone(),
+            })?),
             None => None,
         };
         Ok(Record {
@@ -167,7 +174,9 @@ mod tests {
     fn damaged_time_is_invalid() {
         let mut p = sample().to_pairs();
         p.insert(keys::EXPIRES_AT.into(), "tomorrow".into());
-        assert!(matches!(Record::from_pairs(&p), Err(RecordError::Invalid { key, .. }) if key == keys::EXPIRES_AT));
+        assert!(
+            matches!(Record::from_pairs(&p), Err(RecordError::Invalid { key, .. }) if key == keys::EXPIRES_AT)
+        );
     }
 
     #[test]

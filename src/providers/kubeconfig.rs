@@ -25,10 +25,13 @@ impl Kubeconfig {
     /// # Errors
     /// [`ProviderError::Config`] when it is not a kubeconfig; the message never quotes its content.
     pub fn from_yaml(yaml: &str) -> Result<Self, ProviderError> {
-        let file = KubeFile::from_yaml(yaml)
-            .map_err(|_| ProviderError::Config("the cluster returned a kubeconfig that does not parse".into()))?;
+        let file = KubeFile::from_yaml(yaml).map_err(|_| {
+            ProviderError::Config("the cluster returned a kubeconfig that does not parse".into())
+        })?;
         if file.contexts.is_empty() || file.clusters.is_empty() {
-            return Err(ProviderError::Config("the cluster returned a kubeconfig without contexts".into()));
+            return Err(ProviderError::Config(
+                "the cluster returned a kubeconfig without contexts".into(),
+            ));
         }
         Ok(Kubeconfig { file })
     }
@@ -40,13 +43,24 @@ impl Kubeconfig {
     pub fn read(path: &Path) -> Result<Self, ProviderError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ProviderError::io(format!("reading kubeconfig {}", path.display()), e))?;
-        Self::from_yaml(&text).map_err(|_| ProviderError::Config(format!("{}: not a kubeconfig", path.display())))
+        Self::from_yaml(&text)
+            .map_err(|_| ProviderError::Config(format!("{}: not a kubeconfig", path.display())))
     }
 
     /// The API server URL of the current (or first) context's cluster.
     pub fn server(&self) -> Option<String> {
-        let ctx_name = self.file.current_context.clone().or_else(|| self.file.contexts.first().map(|c| c.name.clone()))?;
-        let ctx = self.file.contexts.iter().find(|c| c.name == ctx_name)?.context.as_ref()?;
+        let ctx_name = self
+            .file
+            .current_context
+            .clone()
+            .or_else(|| self.file.contexts.first().map(|c| c.name.clone()))?;
+        let ctx = self
+            .file
+            .contexts
+            .iter()
+            .find(|c| c.name == ctx_name)?
+            .context
+            .as_ref()?;
         let cluster = self.file.clusters.iter().find(|c| c.name == ctx.cluster)?;
         cluster.cluster.as_ref()?.server.clone()
     }
@@ -55,11 +69,22 @@ impl Kubeconfig {
     /// the current context. Used so a merged kubeconfig has one context per environment.
     pub fn renamed(&self, name: &str) -> Self {
         let mut file = self.file.clone();
-        let current = file.current_context.clone().or_else(|| file.contexts.first().map(|c| c.name.clone()));
-        let ctx = file.contexts.iter().find(|c| Some(&c.name) == current.as_ref()).cloned();
+        let current = file
+            .current_context
+            .clone()
+            .or_else(|| file.contexts.first().map(|c| c.name.clone()));
+        let ctx = file
+            .contexts
+            .iter()
+            .find(|c| Some(&c.name) == current.as_ref())
+            .cloned();
         if let Some(mut ctx) = ctx {
             let inner = ctx.context.clone().unwrap_or_default();
-            let mut cluster = file.clusters.iter().find(|c| c.name == inner.cluster).cloned();
+            let mut cluster = file
+                .clusters
+                .iter()
+                .find(|c| c.name == inner.cluster)
+                .cloned();
             let mut user = inner
                 .user
                 .as_ref()
@@ -105,7 +130,11 @@ impl Kubeconfig {
     /// # Errors
     /// I/O errors, or an existing file that is not a kubeconfig.
     pub fn merge_into(&self, path: &Path) -> Result<(), ProviderError> {
-        let mut base = if path.exists() { Kubeconfig::read(path)?.file } else { KubeFile::default() };
+        let mut base = if path.exists() {
+            Kubeconfig::read(path)?.file
+        } else {
+            KubeFile::default()
+        };
         for c in &self.file.clusters {
             base.clusters.retain(|x| x.name != c.name);
             base.clusters.push(c.clone());
@@ -154,9 +183,11 @@ impl Kubeconfig {
     /// # Errors
     /// When the kubeconfig cannot make a client (bad certificates, unknown auth).
     pub async fn client(&self) -> Result<kube::Client, ProviderError> {
-        let config = kube::Config::from_custom_kubeconfig(self.file.clone(), &KubeConfigOptions::default())
-            .await
-            .map_err(|e| ProviderError::Config(format!("kubeconfig is unusable: {e}")))?;
-        kube::Client::try_from(config).map_err(|e| ProviderError::Config(format!("kubeconfig is unusable: {e}")))
+        let config =
+            kube::Config::from_custom_kubeconfig(self.file.clone(), &KubeConfigOptions::default())
+                .await
+                .map_err(|e| ProviderError::Config(format!("kubeconfig is unusable: {e}")))?;
+        kube::Client::try_from(config)
+            .map_err(|e| ProviderError::Config(format!("kubeconfig is unusable: {e}")))
     }
 }

@@ -57,10 +57,16 @@ pub trait Provider: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// Makes sure the cluster exists and is ready, creating it when missing.
-    fn ensure(&self, req: &ClusterRequest) -> impl Future<Output = Result<Ensured, ProviderError>> + Send;
+    fn ensure(
+        &self,
+        req: &ClusterRequest,
+    ) -> impl Future<Output = Result<Ensured, ProviderError>> + Send;
 
     /// Fetches an admin kubeconfig for the environment's cluster.
-    fn kubeconfig(&self, name: &str) -> impl Future<Output = Result<Kubeconfig, ProviderError>> + Send;
+    fn kubeconfig(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Kubeconfig, ProviderError>> + Send;
 
     /// Deletes the cluster and everything the provider created for it. Already gone is success.
     fn delete(&self, name: &str) -> impl Future<Output = Result<Deleted, ProviderError>> + Send;
@@ -70,7 +76,10 @@ pub trait Provider: Send + Sync {
     fn list(&self) -> impl Future<Output = Result<Vec<Record>, ProviderError>> + Send;
 
     /// Rewrites the stored record (for `extend`, and to stamp the URL).
-    fn update_record(&self, record: &Record) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    fn update_record(
+        &self,
+        record: &Record,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }
 
 /// Errors from providers.
@@ -87,22 +96,44 @@ pub enum ProviderError {
     Credential { tried: String },
     /// A remote API answered with an error.
     #[error("{operation}: {status} {code}: {message}")]
-    Api { operation: String, status: u16, code: String, message: String },
+    Api {
+        operation: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// A long-running operation ended in a terminal failure.
     #[error("{operation} ended {status}: {code}: {message}")]
-    OperationFailed { operation: String, status: String, code: String, message: String },
+    OperationFailed {
+        operation: String,
+        status: String,
+        code: String,
+        message: String,
+    },
     /// A deadline passed; names the object and the state it was last seen in.
     #[error("timed out after {seconds}s waiting for {what}; last seen: {last_state}")]
-    Timeout { what: String, seconds: u64, last_state: String },
+    Timeout {
+        what: String,
+        seconds: u64,
+        last_state: String,
+    },
     /// A subprocess failed; keeps the command line and its output.
     #[error("`{command}` exited with {status}:\n{output}")]
-    Command { command: String, status: String, output: String },
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
     /// The environment does not exist.
     #[error("environment {0} does not exist")]
     NotFound(String),
     /// Another run holds the environment's lease.
     #[error("environment {name} is locked by {holder} until {until}")]
-    LeaseHeld { name: String, holder: String, until: String },
+    LeaseHeld {
+        name: String,
+        holder: String,
+        until: String,
+    },
     #[error("{context}")]
     Io {
         context: String,
@@ -127,7 +158,9 @@ impl ProviderError {
     pub fn exit_status(&self) -> crate::ExitStatus {
         use crate::ExitStatus::*;
         match self {
-            ProviderError::Config(_) | ProviderError::MissingTool { .. } | ProviderError::NotFound(_) => Usage,
+            ProviderError::Config(_)
+            | ProviderError::MissingTool { .. }
+            | ProviderError::NotFound(_) => Usage,
             ProviderError::Timeout { .. } => TimedOut,
             ProviderError::LeaseHeld { .. } => LeaseHeld,
             ProviderError::Kube { source, .. } => source.exit_status(),
@@ -136,7 +169,10 @@ impl ProviderError {
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        ProviderError::Io { context: context.into(), source }
+        ProviderError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -146,8 +182,12 @@ impl ProviderError {
 /// Any I/O error, with the path in the message.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ProviderError> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ProviderError::io(format!("creating {}", dir.display()), e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ProviderError::io(format!("creating {}", dir.display()), e))?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -161,9 +201,14 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ProviderError> 
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = opts.open(&tmp).map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
-    f.write_all(contents).map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
-    f.sync_all().map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    let mut f = opts
+        .open(&tmp)
+        .map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(contents)
+        .map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
+    f.sync_all()
+        .map_err(|e| ProviderError::io(format!("writing {}", tmp.display()), e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| ProviderError::io(format!("writing {}", path.display()), e))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| ProviderError::io(format!("writing {}", path.display()), e))
 }

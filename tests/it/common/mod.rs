@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
-pub mod fake_github;
 pub mod fake_arm;
-pub mod testcluster;
+pub mod fake_github;
 pub mod lifecycle;
 pub mod stand_ins;
+pub mod testcluster;

@@ -826,9 +826,15 @@ fn route(
             }
             cluster_action(st, cfg, base, &seg[3], &seg[7], action)
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", ..] => {
-            dns::route(st, cfg, base, method, path, &seg, q, headers, json_body)
-        }
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.network",
+            ..,
+        ] => dns::route(st, cfg, base, method, path, &seg, q, headers, json_body),
         _ => arm_error(
             StatusCode::NOT_FOUND,
             "NoRegisteredProviderFound",
