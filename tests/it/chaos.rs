@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::common::fake_arm::{Config, FakeArm};
 use crate::common::lifecycle::{
     Followed, ROLLOUTS_ONLY, Sandbox, aks_env, describe, group_of, local_env, manifests,
-    processes_naming, rollouts_kubeconfig,
+    processes_naming, rollouts_kubeconfig, with_app,
 };
 
 const ARM_RUNS: usize = 44;
@@ -223,12 +223,13 @@ async fn chaos_on_the_fake_arm() {
 fn arm_run(sb: &Sandbox, fake: &FakeArm, manifests: &str, seed: u64, run: &Run) {
     let pr = run.pr.to_string();
     let name = format!("pr-{pr}");
-    // Every environment's clusters are the one shared plane, so each gets an app (and namespace)
-    // of its own there, and its health is its own.
+    // Every environment's cluster is the one shared plane: each gets an app of its own there.
     let env = sb.write(
         &format!("chaos-{pr}.yaml"),
-        &aks_env("chaos", ROLLOUTS_ONLY, "24h")
-            .replace("app:\n  name: cats\n", &format!("app:\n  name: cats{pr}\n")),
+        &with_app(
+            &aks_env("chaos", ROLLOUTS_ONLY, "24h"),
+            &format!("cats{pr}"),
+        ),
     );
     let env = env.to_str().expect("UTF-8 path");
     let group = group_of("chaos", &name);

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::common::fake_arm::{self, Config, FakeArm};
 use crate::common::lifecycle::{
     Followed, ROLLOUTS_ONLY, Sandbox, aks_env, describe, group_of, local_env, manifests,
-    processes_naming, rollouts_kubeconfig,
+    processes_naming, rollouts_kubeconfig, with_app,
 };
 
 const IMAGE: &str = "ghcr.io/acme/cats:v1";
@@ -122,9 +122,10 @@ async fn aks_sandbox(profile: &str, cfg: Config) -> Option<(FakeArm, Sandbox, St
     })
     .await;
     let sb = Sandbox::aks(&fake);
+    // The tests share the plane: each gets an app of its own there, named after its profile.
     let env = sb.write(
         &format!("{profile}.yaml"),
-        &aks_env(profile, ROLLOUTS_ONLY, "24h"),
+        &with_app(&aks_env(profile, ROLLOUTS_ONLY, "24h"), profile),
     );
     let env = env.to_str().expect("UTF-8 path").to_string();
     Some((fake, sb, env))
@@ -800,10 +801,13 @@ async fn exit_codes_0_to_4_from_real_causes() {
     // cluster this run created is deleted again.
     let gw = sb.write(
         "gateway.yaml",
-        &aks_env(
+        &with_app(
+            &aks_env(
+                "codes",
+                "  ingress:\n    implementation: gateway-api\n  certManager:\n    enabled: false\n  argoCd:\n    enabled: false\n",
+                "24h",
+            ),
             "codes",
-            "  ingress:\n    implementation: gateway-api\n  certManager:\n    enabled: false\n  argoCd:\n    enabled: false\n",
-            "24h",
         ),
     );
     let gw = gw.to_str().expect("UTF-8 path");

@@ -229,6 +229,15 @@ ttl: {ttl}
     )
 }
 
+/// `yaml` (from [`aks_env`] or [`local_env`]) with the app named `app`: environments whose
+/// clusters are all the one shared plane each need an app (and namespace) of their own there, or
+/// their pod templates (labelled with the environment) take turns as canaries of one Rollout.
+pub fn with_app(yaml: &str, app: &str) -> String {
+    let from = "app:\n  name: cats\n";
+    assert!(yaml.contains(from), "no app named cats in:\n{yaml}");
+    yaml.replace(from, &format!("app:\n  name: {app}\n"))
+}
+
 /// The smallest add-on set an app needs: Argo Rollouts alone.
 pub const ROLLOUTS_ONLY: &str = "  ingress:
     enabled: false
