@@ -14,6 +14,7 @@ mod doctor;
 mod e2e_kind;
 mod e2e_local;
 mod github;
+mod github_e2e;
 mod kind;
 mod kube_apply;
 mod kube_delete;
