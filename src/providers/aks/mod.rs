@@ -314,7 +314,7 @@ impl Aks {
             (actual.get("tags"), body.get_mut("tags"))
         {
             for (k, v) in have {
-                if !want.contains_key(k) && !k.starts_with("ephemera-") {
+                if !want.contains_key(k) && (!k.starts_with("ephemera-") || k == LEASE_TAG) {
                     want.insert(k.clone(), v.clone());
                 }
             }
@@ -803,9 +803,13 @@ fn tag_pairs(body: &Value) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Existing tags with every ephemera tag replaced by `record`'s.
+/// The lease tag of the lifecycle engine, kept whenever the record's tags are rewritten.
+const LEASE_TAG: &str = "ephemera-lease";
+
 fn merged_tags(body: &Value, record: &Record) -> std::collections::BTreeMap<String, String> {
     let mut tags = tag_pairs(body);
-    tags.retain(|k, _| !k.starts_with("ephemera-"));
+    // The record's own tags are replaced; a live run's lease is not part of the record.
+    tags.retain(|k, _| !k.starts_with("ephemera-") || k == LEASE_TAG);
     tags.extend(record.to_pairs());
     tags
 }
@@ -899,8 +903,7 @@ mod tests {
 
     #[test]
     fn merged_tags_replace_the_record_and_keep_the_rest() {
-        let body =
-            json!({"tags": {"team": "cats", "ephemera-url": "https://old", "ephemera-pr": "1"}});
+        let body = json!({"tags": {"team": "cats", "ephemera-url": "https://old", "ephemera-pr": "1", "ephemera-lease": "up;run;x;y;60"}});
         let record = Record {
             name: "pr-2".into(),
             provider: "aks".into(),
@@ -916,6 +919,11 @@ mod tests {
         let t = merged_tags(&body, &record);
         assert_eq!(t.get("team").map(String::as_str), Some("cats"));
         assert!(!t.contains_key("ephemera-url") && !t.contains_key("ephemera-pr"));
+        assert_eq!(
+            t.get("ephemera-lease").map(String::as_str),
+            Some("up;run;x;y;60"),
+            "a live lease survives"
+        );
         assert_eq!(Record::from_pairs(&t).unwrap(), record);
     }
 }
