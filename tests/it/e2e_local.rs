@@ -13,7 +13,7 @@ use ephemera::engine::lease::{self, LeaseRecord, LeaseStore, Operation};
 use serde_json::{Value, json};
 
 use crate::common::cli::{ephemera, stderr, stdout};
-use crate::common::lifecycle::{Sandbox, describe, manifests};
+use crate::common::lifecycle::{Sandbox, describe, manifests, processes_naming};
 
 const ENV_FILE: &str = "environments/local.yaml";
 
@@ -28,31 +28,6 @@ impl Drop for Down<'_> {
             eprintln!("cleanup: down of pr-{} failed: {}", self.1, stderr(&o));
         }
     }
-}
-
-/// PIDs of live (not zombie) processes whose command line contains `needle`.
-pub fn processes_naming(needle: &Path) -> Vec<u32> {
-    let needle = needle.as_os_str().as_encoded_bytes();
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let zombie = std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
-        });
-        if !zombie && cmdline.windows(needle.len()).any(|w| w == needle) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 /// A client for the environment, from the kubeconfig `up` wrote.
