@@ -22,6 +22,11 @@ use super::manifest::ObjectId;
 use super::wait::{self, crd_established};
 use super::{FieldConflict, KubeError, backoff, is_transient};
 
+/// How long a CRD may stay not Established before it is nudged.
+const NUDGE_EVERY: Duration = Duration::from_secs(10);
+/// The annotation a nudge sets and removes again.
+const NUDGE_ANNOTATION: &str = "ephemera.dev/establish-nudge";
+
 /// How to apply.
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
@@ -78,6 +83,13 @@ pub struct ApplyReport {
     pub retries: usize,
 }
 
+impl ApplyReport {
+    fn absorb(&mut self, other: ApplyReport) {
+        self.objects.extend(other.objects);
+        self.retries += other.retries;
+    }
+}
+
 /// Applies objects to one cluster. Holds a discovery cache shared by concurrent applies, refreshed
 /// when a kind is missing (after CRDs are installed).
 #[derive(Clone)]
@@ -94,6 +106,8 @@ enum Phase {
     Namespaces,
     Config,
     Workloads,
+    /// Objects of kinds defined by CRDs in the same batch.
+    Custom,
     Admission,
 }
 
@@ -189,6 +203,7 @@ impl Applier {
         if *refreshed != seen {
             return Ok(());
         }
+        tracing::debug!(generation = seen + 1, "refreshing discovery");
         let client = self.client.clone();
         let fresh = (|| async {
             match Discovery::new(client.clone()).run_aggregated().await {
@@ -288,36 +303,162 @@ impl Applier {
                 }
             }
         }
+        // Kinds this batch's own CRDs define: their objects wait until the CRDs are served.
+        let defined: BTreeSet<(String, String)> = unique
+            .iter()
+            .filter(|o| phase(&ObjectId::of(o)) == Phase::Crds)
+            .map(|o| {
+                let spec = &o.data["spec"];
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                (s(&spec["group"]), s(&spec["names"]["kind"]))
+            })
+            .collect();
         let mut phases: BTreeMap<Phase, Vec<DynamicObject>> = BTreeMap::new();
         for obj in unique {
-            phases
-                .entry(phase(&ObjectId::of(&obj)))
-                .or_default()
-                .push(obj);
+            let id = ObjectId::of(&obj);
+            let p = match phase(&id) {
+                Phase::Config | Phase::Workloads
+                    if defined.contains(&(id.group().to_string(), id.kind.clone())) =>
+                {
+                    Phase::Custom
+                }
+                p => p,
+            };
+            phases.entry(p).or_default().push(obj);
         }
+        let mut take = |p: Phase| phases.remove(&p).unwrap_or_default();
+        let (crds, namespaces, config, workloads, custom, admission) = (
+            take(Phase::Crds),
+            take(Phase::Namespaces),
+            take(Phase::Config),
+            take(Phase::Workloads),
+            take(Phase::Custom),
+            take(Phase::Admission),
+        );
+        let crd_names: Vec<String> = crds
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect();
         let mut report = ApplyReport::default();
-        for (p, objs) in phases {
-            let crds: Vec<String> = objs
-                .iter()
-                .filter_map(|o| o.metadata.name.clone())
-                .collect();
-            let futs: Vec<BoxFuture<'_, Result<(Applied, usize), KubeError>>> = objs
-                .into_iter()
-                .map(|o| self.apply_one(o, opts).boxed())
-                .collect();
-            let applied: Vec<(Applied, usize)> = futures::stream::iter(futs)
-                .buffer_unordered(opts.parallelism.max(1))
-                .try_collect()
-                .await?;
-            for (a, retries) in applied {
-                report.objects.push(a);
-                report.retries += retries;
+
+        // CRDs and Namespaces first, together. Then, while the CRDs become Established, the
+        // objects of built-in kinds (configuration before workloads). Then the objects of the new
+        // kinds, and admission webhooks last.
+        let (a, b) = futures::try_join!(
+            self.apply_phase(Phase::Crds, crds, opts),
+            self.apply_phase(Phase::Namespaces, namespaces, opts)
+        )?;
+        report.absorb(a);
+        report.absorb(b);
+        let builtins = async {
+            let c = self.apply_phase(Phase::Config, config, opts).await?;
+            let w = self.apply_phase(Phase::Workloads, workloads, opts).await?;
+            Ok::<_, KubeError>((c, w))
+        };
+        let established = async {
+            if crd_names.is_empty() {
+                return Ok(());
             }
-            if p == Phase::Crds {
-                self.await_crds(&crds, opts).await?;
+            let started = std::time::Instant::now();
+            self.await_crds(&crd_names, opts).await?;
+            tracing::debug!(origin = %opts.origin, crds = crd_names.len(), elapsed = ?started.elapsed(), "CRDs served");
+            Ok(())
+        };
+        let ((c, w), ()) = futures::try_join!(builtins, established)?;
+        report.absorb(c);
+        report.absorb(w);
+        report.absorb(self.apply_phase(Phase::Custom, custom, opts).await?);
+        report.absorb(self.apply_phase(Phase::Admission, admission, opts).await?);
+        Ok(report)
+    }
+
+    /// Applies one phase's objects concurrently, `parallelism` at a time.
+    async fn apply_phase(
+        &self,
+        p: Phase,
+        objs: Vec<DynamicObject>,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyReport, KubeError> {
+        let mut report = ApplyReport::default();
+        if objs.is_empty() {
+            return Ok(report);
+        }
+        let started = std::time::Instant::now();
+        let count = objs.len();
+        let futs: Vec<BoxFuture<'_, Result<(Applied, usize), KubeError>>> = objs
+            .into_iter()
+            .map(|o| self.apply_one(o, opts).boxed())
+            .collect();
+        let applied: Vec<(Applied, usize)> = futures::stream::iter(futs)
+            .buffer_unordered(opts.parallelism.max(1))
+            .try_collect()
+            .await?;
+        for (a, retries) in applied {
+            report.objects.push(a);
+            report.retries += retries;
+        }
+        tracing::debug!(origin = %opts.origin, phase = ?p, objects = count, elapsed = ?started.elapsed(), "applied");
+        Ok(report)
+    }
+
+    /// Waits until one CRD is Established. A CRD that stays NamesAccepted but not Established
+    /// ("Installing") is nudged every [`NUDGE_EVERY`]: an apiserver restarted while it was being
+    /// established does not queue it again until the object changes, so an unchanged apply would
+    /// wait forever. The nudge adds an annotation and removes it again, leaving the CRD as it was.
+    async fn establish(
+        &self,
+        crd_ar: &ApiResource,
+        name: &str,
+        opts: &ApplyOptions,
+    ) -> Result<Option<DynamicObject>, KubeError> {
+        let established = crd_established();
+        let deadline = tokio::time::Instant::now() + opts.crd_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match wait::wait_object(
+                &self.client,
+                crd_ar,
+                None,
+                name,
+                &established,
+                left.min(NUDGE_EVERY),
+            )
+            .await
+            {
+                Err(KubeError::Timeout { last_state, .. }) if left > NUDGE_EVERY => {
+                    tracing::debug!(crd = name, %last_state, "CRD not established yet; nudging it");
+                    self.nudge(crd_ar, name, opts).await;
+                }
+                Err(KubeError::Timeout {
+                    object, last_state, ..
+                }) => {
+                    return Err(KubeError::Timeout {
+                        object,
+                        seconds: opts.crd_timeout.as_secs(),
+                        last_state,
+                    });
+                }
+                other => return other,
             }
         }
-        Ok(report)
+    }
+
+    /// Touches a CRD (annotation added, then removed) so the apiserver queues it for
+    /// establishing. Failures are logged only: waiting goes on either way.
+    async fn nudge(&self, crd_ar: &ApiResource, name: &str, opts: &ApplyOptions) {
+        let api = self.api(crd_ar, None);
+        let params = PatchParams {
+            field_manager: Some(format!("{}-nudge", opts.field_manager)),
+            ..PatchParams::default()
+        };
+        let stamp = jiff::Timestamp::now().to_string();
+        for value in [serde_json::Value::String(stamp), serde_json::Value::Null] {
+            let patch = serde_json::json!({"metadata": {"annotations": {NUDGE_ANNOTATION: value}}});
+            if let Err(e) = api.patch(name, &params, &Patch::Merge(&patch)).await {
+                tracing::debug!(crd = name, "nudge failed: {}", short(&e));
+                return;
+            }
+        }
     }
 
     /// Waits until every CRD is Established, then until discovery serves its kinds.
@@ -329,26 +470,17 @@ impl Applier {
             kind: "CustomResourceDefinition".into(),
             plural: "customresourcedefinitions".into(),
         };
-        let established = crd_established();
         let futs: Vec<BoxFuture<'_, Result<Option<DynamicObject>, KubeError>>> = names
             .iter()
-            .map(|n| {
-                wait::wait_object(
-                    &self.client,
-                    &crd_ar,
-                    None,
-                    n,
-                    &established,
-                    opts.crd_timeout,
-                )
-                .boxed()
-            })
+            .map(|n| self.establish(&crd_ar, n, opts).boxed())
             .collect();
+        let started = std::time::Instant::now();
         let served: Vec<DynamicObject> = futures::stream::iter(futs)
-            .buffer_unordered(opts.parallelism.max(1))
+            .buffer_unordered(64)
             .try_filter_map(|o| async move { Ok(o) })
             .try_collect()
             .await?;
+        tracing::debug!(crds = names.len(), elapsed = ?started.elapsed(), "CRDs established");
         // Kinds the cluster must now serve: every served version of every CRD.
         let mut wanted = Vec::new();
         for crd in &served {

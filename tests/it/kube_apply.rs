@@ -1,12 +1,19 @@
-//! Server-side apply against a real apiserver: conflicts, unknown kinds and webhooks that are not
-//! ready yet.
+//! Server-side apply against a real apiserver: conflicts, unknown kinds, webhooks that are not
+//! ready yet, and an apiserver that dies mid-install.
 
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
+use ephemera::addons::{AddonError, install};
+use ephemera::config::{Addon, Addons, IngressAddon};
 use ephemera::kube::{Applier, ApplyOptions, FieldConflict, KubeError, parse_manifest};
+use ephemera::progress::Recorder;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 
-use crate::common::testcluster::shared_namespace;
+use crate::addons::{applied, context, renderer, resolve};
+use crate::common::testcluster::{TestCluster, shared_namespace};
 
 fn options(namespace: &str) -> ApplyOptions {
     ApplyOptions {
@@ -182,4 +189,137 @@ async fn a_webhook_that_is_not_ready_yet_is_retried_with_backoff() {
         cm.get("paint").await.unwrap().data["data"]["color"],
         "amber"
     );
+}
+
+/// A kube-apiserver started by the test (after it killed the cluster's own), killed on drop.
+struct Restarted(Child);
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cmdline(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the apiserver's command line");
+    raw.split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_apiserver_killed_mid_install_then_started_again_lets_a_rerun_complete() {
+    // With RUST_LOG=ephemera=debug the log shows the retries and any CRD nudges.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(cluster) = TestCluster::start("apiserver-restart") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let pid = cluster.pids()["kube-apiserver"];
+    let argv = cmdline(pid);
+    let r = renderer();
+    let argo_cd_only = Addons {
+        ingress: IngressAddon {
+            enabled: false,
+            ..Default::default()
+        },
+        cert_manager: Addon {
+            enabled: false,
+            ..Default::default()
+        },
+        argo_rollouts: Addon {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addons = resolve(&r, &argo_cd_only);
+
+    // First run: short budgets, and the apiserver dies once the first objects are in.
+    let first = tokio::spawn({
+        let client = client.clone();
+        let addons = addons.clone();
+        let r = renderer();
+        async move {
+            let mut ctx = context("restart", &r, Arc::new(Recorder::default()));
+            ctx.retry_for = Duration::from_secs(3);
+            ctx.request_timeout = Duration::from_secs(3);
+            ctx.wait_timeout = Duration::from_secs(10);
+            install(client, &addons, &ctx).await
+        }
+    });
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while crds
+        .get_opt("applications.argoproj.io")
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the install never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGKILL: no graceful shutdown, connections just drop.
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = first
+        .await
+        .unwrap()
+        .expect_err("the first run cannot finish without an apiserver");
+    assert!(
+        matches!(
+            &err,
+            AddonError::Kube(KubeError::Api { .. } | KubeError::Timeout { .. })
+                | AddonError::Wait { .. }
+        ),
+        "{err:?}"
+    );
+
+    // The same apiserver, started again with the same flags, on the same etcd.
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(cluster.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _apiserver = Restarted(cmd.spawn().expect("restart the apiserver"));
+
+    // The rerun starts while the apiserver is still coming up, and converges.
+    let mut ctx = context("restart", &r, Arc::new(Recorder::default()));
+    ctx.retry_for = Duration::from_secs(120);
+    ctx.request_timeout = Duration::from_secs(10);
+    let report = install(client.clone(), &addons, &ctx)
+        .await
+        .expect("the rerun completes");
+    assert_eq!(report.addons[0].name, "argo-cd");
+    let objects = applied(&client, "ephemera.dev/environment=restart").await;
+    assert_eq!(
+        objects.len(),
+        report.addons[0].objects,
+        "every object is there once"
+    );
+    let by_kind: BTreeMap<String, usize> = objects.keys().fold(BTreeMap::new(), |mut m, id| {
+        *m.entry(id.kind.clone()).or_default() += 1;
+        m
+    });
+    assert_eq!(by_kind["Deployment"], 6);
+    assert_eq!(by_kind["StatefulSet"], 1);
+    assert_eq!(by_kind["CustomResourceDefinition"], 3);
 }
