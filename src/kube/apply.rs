@@ -1,10 +1,11 @@
 //! Server-side apply of arbitrary objects, in a safe order, with one field manager.
 //!
-//! Order: CustomResourceDefinitions first (then wait until Established and until discovery serves
-//! their kinds), then Namespaces, then everything else, with workloads after their configuration
-//! and admission webhooks last, so a webhook never blocks the objects installed with it. Inside each
-//! phase objects are applied concurrently, with bounded parallelism. Transient errors (apiserver
-//! restarting or overloaded, a webhook not serving yet) are retried with capped exponential backoff.
+//! Order: CustomResourceDefinitions and Namespaces first; then, while the CRDs become Established
+//! (and discovery serves their kinds), the objects of built-in kinds, configuration before
+//! workloads; then the objects of the new kinds; admission webhooks last, so a webhook never blocks
+//! the objects installed with it. Inside each phase objects are applied concurrently, with bounded
+//! parallelism. Transient errors (apiserver restarting or overloaded, a webhook not serving yet) are
+//! retried with capped exponential backoff.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -618,11 +619,6 @@ pub(crate) fn short(err: &::kube::Error) -> String {
         ::kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
         other => other.to_string(),
     }
-}
-
-/// The distinct kinds in `objects`, for messages.
-pub fn kinds(objects: &[DynamicObject]) -> BTreeSet<String> {
-    objects.iter().map(|o| ObjectId::of(o).kind).collect()
 }
 
 #[cfg(test)]
