@@ -20,11 +20,13 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::{Mutex, RwLock};
 
 use super::manifest::ObjectId;
-use super::wait::{self, crd_established};
+use super::wait::{self, Condition, crd_established};
 use super::{FieldConflict, KubeError, backoff, is_transient};
 
-/// How long a CRD may stay not Established before it is nudged.
+/// How long a CRD may stay not Established before it is nudged, and how often it is nudged.
 const NUDGE_EVERY: Duration = Duration::from_secs(10);
+/// When CRDs that discovery does not serve yet are first read, to fail early on refused names.
+const FIRST_CHECK: Duration = Duration::from_secs(2);
 /// The annotation a nudge sets and removes again.
 const NUDGE_ANNOTATION: &str = "ephemera.dev/establish-nudge";
 
@@ -336,10 +338,8 @@ impl Applier {
             take(Phase::Custom),
             take(Phase::Admission),
         );
-        let crd_names: Vec<String> = crds
-            .iter()
-            .filter_map(|o| o.metadata.name.clone())
-            .collect();
+        let served_kinds: Vec<(String, GroupVersionKind, String)> =
+            crds.iter().flat_map(served_kinds).collect();
         let mut report = ApplyReport::default();
 
         // CRDs and Namespaces first, together. Then, while the CRDs become Established, the
@@ -357,13 +357,10 @@ impl Applier {
             Ok::<_, KubeError>((c, w))
         };
         let established = async {
-            if crd_names.is_empty() {
+            if served_kinds.is_empty() {
                 return Ok(());
             }
-            let started = std::time::Instant::now();
-            self.await_crds(&crd_names, opts).await?;
-            tracing::debug!(origin = %opts.origin, crds = crd_names.len(), elapsed = ?started.elapsed(), "CRDs served");
-            Ok(())
+            self.await_crds(&served_kinds, opts).await
         };
         let ((c, w), ()) = futures::try_join!(builtins, established)?;
         report.absorb(c);
@@ -402,52 +399,126 @@ impl Applier {
         Ok(report)
     }
 
-    /// Waits until one CRD is Established. A CRD that stays NamesAccepted but not Established
-    /// ("Installing") is nudged every [`NUDGE_EVERY`]: an apiserver restarted while it was being
-    /// established does not queue it again until the object changes, so an unchanged apply would
-    /// wait forever. The nudge adds an annotation and removes it again, leaving the CRD as it was.
-    async fn establish(
+    /// Waits until discovery serves every kind in `wanted` (CRD name, served group/version/kind,
+    /// plural).
+    ///
+    /// Discovery lists a CRD's kinds only once it is Established, so polling it (one shared,
+    /// cheap request for all CRDs at once) replaces a watch per CRD, each of which made the
+    /// apiserver encode the whole CRD, hundreds of kilobytes, at every status change. The CRDs
+    /// still missing are read now and then: one whose names were refused fails at once, and one
+    /// that stays "Installing" is nudged every [`NUDGE_EVERY`] (an apiserver restarted while
+    /// establishing it does not queue it again until the object changes).
+    async fn await_crds(
         &self,
-        crd_ar: &ApiResource,
-        name: &str,
+        wanted: &[(String, GroupVersionKind, String)],
         opts: &ApplyOptions,
-    ) -> Result<Option<DynamicObject>, KubeError> {
-        let established = crd_established();
-        let deadline = tokio::time::Instant::now() + opts.crd_timeout;
+    ) -> Result<(), KubeError> {
+        let crd_ar = ApiResource {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            plural: "customresourcedefinitions".into(),
+        };
+        let api = self.api(&crd_ar, None);
+        let started = tokio::time::Instant::now();
+        let deadline = started + opts.crd_timeout;
+        let mut next_check = started + FIRST_CHECK;
+        let mut delay = Duration::from_millis(50);
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match wait::wait_object(
-                &self.client,
-                crd_ar,
-                None,
-                name,
-                &established,
-                left.min(NUDGE_EVERY),
-            )
-            .await
-            {
-                Err(KubeError::Timeout { last_state, .. }) if left > NUDGE_EVERY => {
-                    tracing::debug!(crd = name, %last_state, "CRD not established yet; nudging it");
-                    self.nudge(crd_ar, name, opts).await;
+            let seen = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+            let mut missing: BTreeMap<&str, &GroupVersionKind> = BTreeMap::new();
+            for (crd, gvk, plural) in wanted {
+                // The kind alone is not enough: another CRD of the group may serve it.
+                if self
+                    .lookup(gvk)
+                    .await
+                    .is_none_or(|(ar, _)| ar.plural != *plural)
+                {
+                    missing.entry(crd.as_str()).or_insert(gvk);
                 }
-                Err(KubeError::Timeout {
-                    object, last_state, ..
-                }) => {
+            }
+            if missing.is_empty() {
+                tracing::debug!(origin = %opts.origin, crds = wanted.len(), elapsed = ?started.elapsed(), "CRDs served");
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= next_check || now >= deadline {
+                let nudge = now >= started + NUDGE_EVERY;
+                let states = futures::future::join_all(
+                    missing
+                        .keys()
+                        .map(|name| self.check_crd(&api, name, nudge, opts)),
+                )
+                .await;
+                let mut first = None;
+                for (name, state) in missing.keys().zip(states) {
+                    first.get_or_insert((*name, state?));
+                }
+                if now >= deadline {
+                    let (name, state) = first.unwrap_or_default();
+                    let gvk = missing.get(name).copied();
                     return Err(KubeError::Timeout {
-                        object,
+                        object: format!("CustomResourceDefinition {name}"),
                         seconds: opts.crd_timeout.as_secs(),
-                        last_state,
+                        last_state: match (state.is_empty(), gvk) {
+                            (false, _) => state,
+                            (true, Some(g)) => format!(
+                                "Established, but discovery does not list {}/{} {} yet",
+                                g.group, g.version, g.kind
+                            ),
+                            (true, None) => "not served".into(),
+                        },
                     });
                 }
-                other => return other,
+                next_check = now + NUDGE_EVERY;
             }
+            tokio::time::sleep(delay.min(deadline.saturating_duration_since(now))).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+            self.refresh(seen, opts.retry_for).await?;
         }
+    }
+
+    /// Reads a CRD that discovery does not serve yet. Returns its state for a timeout message
+    /// (empty once it is Established: then only discovery lags). Fails when its names were
+    /// refused; nudges it when asked to and it is "Installing".
+    async fn check_crd(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+        nudge: bool,
+        opts: &ApplyOptions,
+    ) -> Result<String, KubeError> {
+        let crd = match api.get_opt(name).await {
+            Ok(crd) => crd.map(|o| super::manifest::to_value(&o)),
+            Err(e) if is_transient(&e) => return Ok(format!("unreadable: {}", short(&e))),
+            Err(e) => {
+                return Err(KubeError::api(
+                    format!("reading CustomResourceDefinition {name}"),
+                    e,
+                ));
+            }
+        };
+        let condition = crd_established();
+        if let Some(reason) = condition.failed(crd.as_ref()) {
+            return Err(KubeError::Failed {
+                object: format!("CustomResourceDefinition {name} (from {})", opts.origin),
+                reason,
+            });
+        }
+        if condition.matches(crd.as_ref()) {
+            return Ok(String::new());
+        }
+        if nudge && crd.as_ref().is_some_and(wait::crd_installing) {
+            tracing::debug!(crd = name, "CRD not established yet; nudging it");
+            self.nudge(api, name, opts).await;
+        }
+        Ok(wait::summarize(crd.as_ref()))
     }
 
     /// Touches a CRD (annotation added, then removed) so the apiserver queues it for
     /// establishing. Failures are logged only: waiting goes on either way.
-    async fn nudge(&self, crd_ar: &ApiResource, name: &str, opts: &ApplyOptions) {
-        let api = self.api(crd_ar, None);
+    async fn nudge(&self, api: &Api<DynamicObject>, name: &str, opts: &ApplyOptions) {
         let params = PatchParams {
             field_manager: Some(format!("{}-nudge", opts.field_manager)),
             ..PatchParams::default()
@@ -458,77 +529,6 @@ impl Applier {
             if let Err(e) = api.patch(name, &params, &Patch::Merge(&patch)).await {
                 tracing::debug!(crd = name, "nudge failed: {}", short(&e));
                 return;
-            }
-        }
-    }
-
-    /// Waits until every CRD is Established, then until discovery serves its kinds.
-    async fn await_crds(&self, names: &[String], opts: &ApplyOptions) -> Result<(), KubeError> {
-        let crd_ar = ApiResource {
-            group: "apiextensions.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "apiextensions.k8s.io/v1".into(),
-            kind: "CustomResourceDefinition".into(),
-            plural: "customresourcedefinitions".into(),
-        };
-        let futs: Vec<BoxFuture<'_, Result<Option<DynamicObject>, KubeError>>> = names
-            .iter()
-            .map(|n| self.establish(&crd_ar, n, opts).boxed())
-            .collect();
-        let started = std::time::Instant::now();
-        let served: Vec<DynamicObject> = futures::stream::iter(futs)
-            .buffer_unordered(64)
-            .try_filter_map(|o| async move { Ok(o) })
-            .try_collect()
-            .await?;
-        tracing::debug!(crds = names.len(), elapsed = ?started.elapsed(), "CRDs established");
-        // Kinds the cluster must now serve: every served version of every CRD.
-        let mut wanted = Vec::new();
-        for crd in &served {
-            let spec = &crd.data["spec"];
-            let group = spec["group"].as_str().unwrap_or_default();
-            let kind = spec["names"]["kind"].as_str().unwrap_or_default();
-            for v in spec["versions"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-            {
-                if v["served"].as_bool() == Some(true)
-                    && let Some(version) = v["name"].as_str()
-                {
-                    wanted.push(GroupVersionKind {
-                        group: group.into(),
-                        version: version.into(),
-                        kind: kind.into(),
-                    });
-                }
-            }
-        }
-        let deadline = tokio::time::Instant::now() + opts.crd_timeout;
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let mut missing = None;
-            for gvk in &wanted {
-                if self.lookup(gvk).await.is_none() {
-                    missing = Some(gvk.clone());
-                    break;
-                }
-            }
-            let Some(gvk) = missing else { return Ok(()) };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(KubeError::Timeout {
-                    object: format!("discovery of {}/{} {}", gvk.group, gvk.version, gvk.kind),
-                    seconds: opts.crd_timeout.as_secs(),
-                    last_state:
-                        "its CustomResourceDefinition is Established but the API is not listed yet"
-                            .into(),
-                });
-            }
-            let seen = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-            self.refresh(seen, opts.retry_for).await?;
-            if self.lookup(&gvk).await.is_none() {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -611,6 +611,34 @@ impl Applier {
             }),
         }
     }
+}
+
+/// The kinds a CRD object serves: (its name, group/version/kind, plural) for each served version.
+fn served_kinds(crd: &DynamicObject) -> Vec<(String, GroupVersionKind, String)> {
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let spec = &crd.data["spec"];
+    let group = spec["group"].as_str().unwrap_or_default();
+    let kind = spec["names"]["kind"].as_str().unwrap_or_default();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    spec["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|v| v["served"].as_bool() == Some(true))
+        .filter_map(|v| v["name"].as_str())
+        .map(|version| {
+            (
+                name.clone(),
+                GroupVersionKind {
+                    group: group.into(),
+                    version: version.into(),
+                    kind: kind.into(),
+                },
+                plural.to_string(),
+            )
+        })
+        .collect()
 }
 
 /// One line about an API error, without the Debug dump kube's Display appends.

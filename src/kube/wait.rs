@@ -222,12 +222,28 @@ pub fn is_deleted(uid: String) -> impl Condition {
     move |obj: Option<&Value>| obj.is_none_or(|o| str_at(o, "/metadata/uid") != Some(uid.as_str()))
 }
 
-/// A CustomResourceDefinition is Established.
+/// A CustomResourceDefinition is Established. It has failed when the apiserver refused its names
+/// (NamesAccepted False, e.g. a plural another CRD of the group already uses): that does not pass
+/// by waiting.
 pub fn crd_established() -> impl Condition {
-    |obj: Option<&Value>| {
-        obj.and_then(|o| condition_status(o, "Established"))
-            .is_some_and(|(s, ..)| s == "True")
+    WithFailure {
+        matches: |obj: Option<&Value>| {
+            obj.and_then(|o| condition_status(o, "Established"))
+                .is_some_and(|(s, ..)| s == "True")
+        },
+        failed: |obj: Option<&Value>| {
+            let (status, reason, message) = condition_status(obj?, "NamesAccepted")?;
+            (status == "False").then(|| format!("names not accepted: {reason}: {message}"))
+        },
     }
+}
+
+/// A CustomResourceDefinition whose names are accepted but which is not Established yet: the
+/// apiserver's "Installing" state.
+pub fn crd_installing(obj: &Value) -> bool {
+    let status = |kind: &str| condition_status(obj, kind).map(|(s, ..)| s);
+    status("NamesAccepted").as_deref() == Some("True")
+        && status("Established").as_deref() != Some("True")
 }
 
 /// A Deployment has rolled out: observed, all replicas updated and available, no old ones left.
@@ -710,7 +726,17 @@ mod tests {
         assert!(check(&c, &o, "established.example.dev"));
         assert!(!check(&c, &o, "names-accepted-only.example.dev"));
         assert!(!check(&c, &o, "no-status.example.dev"));
+        assert!(!check(&c, &o, "names-rejected.example.dev"));
         assert!(!c.matches(None));
+        assert_eq!(
+            c.failed(Some(&o["names-rejected.example.dev"])).as_deref(),
+            Some(r#"names not accepted: PluralConflict: "widgets" is already in use"#)
+        );
+        assert_eq!(c.failed(Some(&o["names-accepted-only.example.dev"])), None);
+        assert!(crd_installing(&o["names-accepted-only.example.dev"]));
+        assert!(!crd_installing(&o["established.example.dev"]));
+        assert!(!crd_installing(&o["names-rejected.example.dev"]));
+        assert!(!crd_installing(&o["no-status.example.dev"]));
     }
 
     #[test]

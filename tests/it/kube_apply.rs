@@ -119,6 +119,75 @@ async fn an_unknown_kind_is_an_error_naming_it() {
     );
 }
 
+fn crd(group: &str, plural: &str, kind: &str) -> Vec<DynamicObject> {
+    parse_manifest(
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: {plural}.{group}}}\n\
+             spec:\n  group: {group}\n  scope: Namespaced\n\
+             \x20 names: {{plural: {plural}, kind: {kind}}}\n\
+             \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n\
+             \x20   schema: {{openAPIV3Schema: {{type: object}}}}\n"
+        ),
+        &format!("{plural}.yaml"),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_crd_whose_names_are_refused_fails_at_once_naming_it() {
+    let Some(ns) = shared_namespace() else { return };
+    let client = ns.cluster().client().await;
+    let group = format!("{}.example.dev", ns.name());
+    let applier = Applier::new(client.clone());
+    let opts = ApplyOptions {
+        crd_timeout: Duration::from_secs(120),
+        ..options(ns.name())
+    };
+    let first = applier
+        .apply(crd(&group, "widgets", "Widget"), &opts)
+        .await
+        .expect("the first CRD is served");
+    assert_eq!(first.objects.len(), 1);
+
+    // The same kind under another plural: the apiserver refuses its names, which waiting does
+    // not change, so the apply fails long before the CRD timeout.
+    let started = std::time::Instant::now();
+    let err = applier
+        .apply(crd(&group, "gadgets", "Widget"), &opts)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    let crds: Api<DynamicObject> = Api::all_with(
+        client,
+        &kube::api::ApiResource::erase::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(&()),
+    );
+    for plural in ["widgets", "gadgets"] {
+        let _ = crds
+            .delete(&format!("{plural}.{group}"), &Default::default())
+            .await;
+    }
+    match &err {
+        KubeError::Failed { object, reason } => {
+            assert_eq!(
+                object,
+                &format!("CustomResourceDefinition gadgets.{group} (from test)")
+            );
+            // The apiserver names the first clash it finds: the kind or its list kind.
+            assert!(
+                reason.starts_with("names not accepted: ")
+                    && reason.contains("KindConflict: ")
+                    && reason.ends_with("is already in use"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the CRD to fail, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(30), "failed after {took:?}");
+}
+
 #[tokio::test]
 async fn a_webhook_that_is_not_ready_yet_is_retried_with_backoff() {
     let Some(ns) = shared_namespace() else { return };
