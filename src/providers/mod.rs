@@ -127,6 +127,12 @@ pub enum ProviderError {
     /// The environment does not exist.
     #[error("environment {0} does not exist")]
     NotFound(String),
+    /// What this run was creating was deleted meanwhile (a `down` or `gc` ran): it is not
+    /// created again.
+    #[error(
+        "{0} was deleted by another run (a down or gc) while this run was creating it; stopping here"
+    )]
+    DeletedMeanwhile(String),
     /// Another run holds the environment's lease.
     #[error("environment {name} is locked by {holder} until {until}")]
     LeaseHeld {
@@ -162,7 +168,7 @@ impl ProviderError {
             | ProviderError::MissingTool { .. }
             | ProviderError::NotFound(_) => Usage,
             ProviderError::Timeout { .. } => TimedOut,
-            ProviderError::LeaseHeld { .. } => LeaseHeld,
+            ProviderError::LeaseHeld { .. } | ProviderError::DeletedMeanwhile(_) => LeaseHeld,
             ProviderError::Kube { source, .. } => source.exit_status(),
             _ => Failed,
         }

@@ -213,6 +213,74 @@ async fn kubeconfig_reaches_the_real_control_plane() {
     assert!(names.iter().any(|n| n == "kube-system"), "{names:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_deleted_while_being_created_is_not_created_again() {
+    // As AKS may: a DELETE during the creation cancels it. The ensure that was creating must
+    // stop (exit 4 in up), not put the cluster back.
+    for (strategy, group, lro) in [
+        (
+            ResourceGroupStrategy::PerEnvironment,
+            "rg-ephemera-pr-9",
+            LroStyle::AsyncOperation,
+        ),
+        (
+            ResourceGroupStrategy::Shared,
+            "rg-previews",
+            LroStyle::Location,
+        ),
+        (ResourceGroupStrategy::Shared, "rg-previews", LroStyle::None),
+    ] {
+        let fake = FakeArm::start(Config {
+            create_polls: Some(100_000),
+            delete_preempts_create: true,
+            lro,
+            ..Config::default()
+        })
+        .await;
+        if strategy == ResourceGroupStrategy::Shared {
+            fake.seed_group(group, json!({"owner": "platform"}));
+        }
+        let up = provider(&fake, &cfg(strategy));
+        let creating = tokio::spawn(async move { up.ensure(&request("pr-9")).await });
+        let t0 = Instant::now();
+        while fake.cluster_state(group, "pr-9").as_deref() != Some("Creating") {
+            if creating.is_finished() || t0.elapsed() > Duration::from_secs(20) {
+                panic!("never creating: {:?}", creating.await);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let down = provider(&fake, &cfg(strategy));
+        assert_eq!(down.delete("pr-9").await.unwrap(), Deleted::Deleted);
+        let err = tokio::time::timeout(Duration::from_secs(20), creating)
+            .await
+            .expect("the ensure stops")
+            .expect("no panic")
+            .unwrap_err();
+        assert!(
+            matches!(err, ProviderError::DeletedMeanwhile(_)),
+            "{strategy:?} {lro:?}: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "cluster pr-9 was deleted by another run (a down or gc) while this run was creating it; stopping here"
+        );
+        assert_eq!(err.exit_status(), ephemera::ExitStatus::LeaseHeld);
+        assert_eq!(fake.cluster_state(group, "pr-9"), None, "{strategy:?}");
+        fake.with_state(|s| {
+            assert_eq!(
+                s.creates.get("pr-9"),
+                Some(&1),
+                "{strategy:?}: created once"
+            )
+        });
+        assert_eq!(
+            fake.group_exists(group),
+            strategy == ResourceGroupStrategy::Shared,
+            "only the environment's own group goes with it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn delete_polls_to_the_end_and_gone_is_success() {
     for lro in [LroStyle::AsyncOperation, LroStyle::Location, LroStyle::None] {
@@ -580,8 +648,10 @@ async fn a_failed_operation_reports_arms_code_and_message() {
 
 #[tokio::test]
 async fn a_deadline_names_the_cluster_and_its_last_state() {
+    // A poll a second: the operation cannot finish within the deadline however fast the machine.
     let fake = FakeArm::start(Config {
         polls: 1000,
+        retry_after: Some("1".into()),
         ..Config::default()
     })
     .await;

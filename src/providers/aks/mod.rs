@@ -489,6 +489,11 @@ impl Aks {
         let mut repaired = false;
         for _ in 0..ROUNDS {
             let r = self.arm.get(&url, &op).await?;
+            if r.status == StatusCode::NOT_FOUND && attempted {
+                // Our create went through (or found the cluster being made), and the cluster
+                // is gone again: a down or gc deleted it. Creating it again would undo that.
+                return Err(ProviderError::DeletedMeanwhile(what));
+            }
             if r.status == StatusCode::NOT_FOUND {
                 tracing::info!("creating {what} in {}", self.resource_group(name));
                 attempted = true;
@@ -503,9 +508,18 @@ impl Aks {
                 match put.status.as_u16() {
                     200 | 201 => {
                         created = true;
-                        self.arm
+                        if let Err(e) = self
+                            .arm
                             .wait(&put, &url, false, &format!("creation of {what}"), deadline)
-                            .await?;
+                            .await
+                        {
+                            // A deletion may have cut the creation short (Canceled, or the
+                            // operation gone with the cluster): that is no failure of ours.
+                            if self.being_deleted(&url, &op).await {
+                                return Err(ProviderError::DeletedMeanwhile(what));
+                            }
+                            return Err(e);
+                        }
                     }
                     // Created between our GET and PUT (by someone else, or by our own PUT
                     // whose answer was lost): read it again.
@@ -526,6 +540,9 @@ impl Aks {
                 .to_string();
             let etag = r.etag();
             match classify(&state) {
+                State::Running if attempted && state.eq_ignore_ascii_case("Deleting") => {
+                    return Err(ProviderError::DeletedMeanwhile(what));
+                }
                 State::Running => {
                     // Someone's operation is running (or ours, resumed): wait for it, never PUT.
                     self.arm
@@ -612,6 +629,17 @@ impl Aks {
             }
         }
         Err(not_converging(&op))
+    }
+
+    /// Whether the resource at `url` is gone or being deleted (read failures count as no).
+    async fn being_deleted(&self, url: &Url, op: &str) -> bool {
+        match self.arm.get(url, op).await {
+            Ok(r) if r.status == StatusCode::NOT_FOUND => true,
+            Ok(r) if r.status.is_success() => {
+                provisioning_state(&r.body).is_some_and(|s| s.eq_ignore_ascii_case("Deleting"))
+            }
+            _ => false,
+        }
     }
 
     /// Follows an update PUT (or start); a lost `If-Match` race or a running operation just

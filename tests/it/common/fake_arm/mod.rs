@@ -81,6 +81,11 @@ pub struct Config {
     pub seed: u64,
     /// Served by listClusterAdminCredential / listClusterUserCredential; else a generated one.
     pub kubeconfig: Option<String>,
+    /// Polls a cluster creation takes (else [`Config::polls`]), to keep a run inside it.
+    pub create_polls: Option<u32>,
+    /// A DELETE during a creation cancels the creation (status Canceled) and deletes the cluster,
+    /// instead of answering 409: a deletion that preempts the create.
+    pub delete_preempts_create: bool,
 }
 
 impl Default for Config {
@@ -95,6 +100,8 @@ impl Default for Config {
             fault_kinds: vec![Fault::Throttle, Fault::ServerError, Fault::Reset],
             seed: 7,
             kubeconfig: None,
+            create_polls: None,
+            delete_preempts_create: false,
         }
     }
 }
@@ -1004,12 +1011,16 @@ fn new_op(
 ) -> String {
     st.next_id += 1;
     let id = format!("{:08x}-0000-4000-8000-{:012x}", st.next_id, st.next_id);
+    let polls = match kind {
+        OpKind::Create => cfg.create_polls.unwrap_or(cfg.polls),
+        _ => cfg.polls,
+    };
     st.ops.insert(
         id.clone(),
         Op {
             kind,
             target,
-            polls_left: cfg.polls,
+            polls_left: polls,
             fail,
             status: "InProgress".into(),
         },
@@ -1305,6 +1316,27 @@ fn cluster(
                         .find(|(_, o)| o.target == key && o.status == "InProgress")
                         .map(|(k, _)| k.clone())
                         .unwrap_or_default();
+                    respond(
+                        StatusCode::ACCEPTED,
+                        &lro_headers(cfg, base, &id, true),
+                        None,
+                    )
+                }
+                Some(OpKind::Create) if cfg.delete_preempts_create => {
+                    for op in st.ops.values_mut() {
+                        if op.target == key && op.status == "InProgress" {
+                            op.status = "Canceled".into();
+                            op.fail = Some((
+                                "OperationCanceled".into(),
+                                "The operation was canceled by a delete of the managed cluster."
+                                    .into(),
+                            ));
+                        }
+                    }
+                    if let Some(c) = st.clusters.get_mut(&key) {
+                        c.state = "Deleting".into();
+                    }
+                    let id = new_op(st, cfg, OpKind::Delete, key.clone(), None);
                     respond(
                         StatusCode::ACCEPTED,
                         &lro_headers(cfg, base, &id, true),
