@@ -428,6 +428,10 @@ async fn main() {
         "  ratio ephemera/kubectl:        {:>7.2}  (target <= 0.50)",
         secs(ours.wall) / secs(theirs.wall)
     );
+    println!(
+        "  best ratio this machine allows:{:>7.2}  (the floor against kubectl's time)",
+        ours.cpu / cores / secs(theirs.wall)
+    );
 
     println!("install: apply and wait, the default add-ons, each run on a fresh control plane");
     let renderer = ephemera::templates::Renderer::new(None).expect("templates");
@@ -465,5 +469,9 @@ async fn main() {
     println!(
         "  ratio install/slowest:         {:>7.2}  (target <= 1.10)",
         secs(together.wall) / secs(slowest.1)
+    );
+    println!(
+        "  best ratio this machine allows:{:>7.2}  (the floor against the slowest add-on)",
+        together.cpu / cores / secs(slowest.1)
     );
 }
