@@ -556,6 +556,16 @@ fn warnings(env: &Environment, addons: &[ResolvedAddon]) -> Vec<String> {
         w.push("cert-manager is disabled: no certificate is issued and the preview is served over plain HTTP".into());
         return w;
     }
+    if let crate::config::ProviderConfig::Aks(aks) = &env.provider
+        && aks.dns.as_ref().is_some_and(|d| d.identity.is_none())
+        && crate::dns::tls::dns01_client_id(env).is_some()
+    {
+        w.push(
+            "tls: DNS-01 signs in through workload identity, but provider.aks.dns.identity is not set: \
+             the clusters' OIDC issuer and the identity's federated credentials are left to you"
+                .into(),
+        );
+    }
     let prs = env.tls.expected_prs_per_week;
     if env.tls.issuer == crate::config::Issuer::Letsencrypt {
         if !env.tls.wildcard && prs > LETSENCRYPT_CERTS_PER_DOMAIN_PER_WEEK {

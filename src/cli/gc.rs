@@ -75,6 +75,12 @@ pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
             .iter()
             .map(|c| format!("{verb} {}: {} ({})", c.name, c.reason, c.outcome))
             .collect();
+        for o in &report.dns_orphans {
+            lines.push(format!("orphaned DNS record {o}"));
+        }
+        for o in &report.credential_orphans {
+            lines.push(format!("orphaned federated credential {o}"));
+        }
         lines.push(format!(
             "{} examined, {} collected",
             report.examined,

@@ -222,6 +222,12 @@ pub struct AzureDns {
     /// Record TTL in seconds.
     #[serde(default = "default_dns_ttl")]
     pub ttl: u32,
+    /// Resource id of the user-assigned managed identity cert-manager signs in as for DNS-01
+    /// (`addons.certManager.values.azureDNS.clientID` is its client id). With it, each cluster
+    /// gets its OIDC issuer and workload identity enabled, and the identity one federated
+    /// credential per environment, deleted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 fn default_dns_ttl() -> u32 {

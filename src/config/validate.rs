@@ -474,6 +474,20 @@ fn routing(env: &Environment) -> Check {
 }
 
 fn tls(env: &Environment) -> Check {
+    if let ProviderConfig::Aks(AksConfig { dns: Some(z), .. }) = &env.provider
+        && let Some(id) = &z.identity
+    {
+        if let Err(m) = crate::dns::identity::check_identity_id(id) {
+            let m = m.strip_prefix("provider.aks.dns.identity: ").unwrap_or(&m);
+            return fail("provider.aks.dns.identity", m);
+        }
+        if crate::dns::tls::dns01_client_id(env).is_none() {
+            return fail(
+                "provider.aks.dns.identity",
+                "needs addons.certManager.values.azureDNS.clientID, the identity's client id, which cert-manager signs in with",
+            );
+        }
+    }
     let t = &env.tls;
     if let Some(e) = &t.email
         && !is_email(e)

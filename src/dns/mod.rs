@@ -8,7 +8,9 @@
 //!   [`azure::DNS_API_VERSION`]), carrying our ownership metadata; ensure, delete, and the orphan
 //!   sweep for `gc`;
 //! - [`tls`]: the wildcard certificate per zone, its copies into environments, the Certificate
-//!   wait with cert-manager's own failure reason, and the DNS-01 issuer values.
+//!   wait with cert-manager's own failure reason, and the DNS-01 issuer values;
+//! - [`identity`]: the federated credential per AKS cluster that lets cert-manager sign in as the
+//!   DNS-01 managed identity.
 //!
 //! Every mutation is an ensure: a rerun converges and makes no write when nothing changed. A
 //! record that is not ours is never overwritten or deleted.
@@ -16,6 +18,7 @@
 pub mod address;
 pub mod azure;
 pub mod host;
+pub mod identity;
 pub mod tls;
 
 pub use address::{AddressSource, LbAddress, wait_for_address};

@@ -158,6 +158,8 @@ pub async fn down(
         progress,
     )
     .await?;
+    // After the cluster: an up that raced this down cannot put it back behind us.
+    delete_federated_credential(&env, &provider, name.as_str()).await?;
     if let (Some(settings), Some(pr)) = (github, pr) {
         let mut reporter = crate::github::Reporter::new(settings);
         for w in reporter.torn_down(&name, pr).await {
@@ -166,6 +168,33 @@ pub async fn down(
         }
     }
     Ok(report)
+}
+
+/// Deletes the environment's federated credential on the DNS-01 identity
+/// (`provider.aks.dns.identity`), once its cluster is gone: a credential left behind would count
+/// against the identity's limit of 20. Already gone is success.
+///
+/// # Errors
+/// ARM errors.
+pub async fn delete_federated_credential(
+    env: &crate::config::Environment,
+    provider: &AnyProvider,
+    name: &str,
+) -> Result<(), crate::Error> {
+    let AnyProvider::Aks(aks) = provider else {
+        return Ok(());
+    };
+    let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(
+        env,
+        Arc::new(crate::providers::probe::SystemProbe),
+    )?
+    else {
+        return Ok(());
+    };
+    if credentials.delete(name, &aks.resource_id(name)).await? {
+        tracing::info!(environment = name, "federated credential deleted");
+    }
+    Ok(())
 }
 
 /// Deletes the environment's record in the Azure DNS zone, when ephemera manages one. Only a

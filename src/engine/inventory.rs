@@ -214,6 +214,10 @@ pub struct GcReport {
     /// DNS records deleted (or, with `dry_run`, that would be) because their environment is gone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns_orphans: Vec<String>,
+    /// Federated credentials on the DNS-01 identity deleted (or, with `dry_run`, that would be)
+    /// because their environment is gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credential_orphans: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -243,18 +247,21 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         examined: records.len(),
         collected: Vec::new(),
         dns_orphans: Vec::new(),
+        credential_orphans: Vec::new(),
     };
     let mut failed = Vec::new();
     for (record, reason) in chosen {
         let outcome = if opts.dry_run {
             "would-delete".to_string()
         } else {
-            let result = match super::down::delete_dns_record(&env, &record.name, record.pr).await {
-                Ok(()) => {
-                    super::down::down_with(&provider, &record.name, None, progress.clone()).await
-                }
-                Err(e) => Err(e),
-            };
+            let result = async {
+                super::down::delete_dns_record(&env, &record.name, record.pr).await?;
+                let r =
+                    super::down::down_with(&provider, &record.name, None, progress.clone()).await?;
+                super::down::delete_federated_credential(&env, &provider, &record.name).await?;
+                Ok::<_, crate::Error>(r)
+            }
+            .await;
             match result {
                 Ok(r) => r.outcome.to_string(),
                 Err(e) => {
@@ -269,20 +276,21 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             outcome,
         });
     }
-    // Records whose environment no longer exists (an interrupted down, a cluster deleted by
-    // hand); records without our metadata are never touched.
+    // What is left of environments that no longer exist (an interrupted down, a cluster deleted
+    // by hand): their DNS records and federated credentials.
+    let live: std::collections::BTreeSet<String> = records
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|n| {
+            opts.dry_run
+                || !report
+                    .collected
+                    .iter()
+                    .any(|c| &c.name == n && !c.outcome.starts_with("failed"))
+        })
+        .collect();
+    // Records without our metadata are never touched.
     if let Some(d) = &dns {
-        let live: std::collections::BTreeSet<String> = records
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|n| {
-                opts.dry_run
-                    || !report
-                        .collected
-                        .iter()
-                        .any(|c| &c.name == n && !c.outcome.starts_with("failed"))
-            })
-            .collect();
         match d.gc_orphans(&live, opts.dry_run).await {
             Ok(swept) => {
                 for sw in swept {
@@ -300,6 +308,36 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             Err(e) => {
                 failed.push("DNS records".to_string());
                 tracing::error!("collecting orphaned DNS records: {}", super::chain(&e));
+            }
+        }
+    }
+    // Federated credentials on the DNS-01 identity whose environment is gone, for the same
+    // reasons; only those this file's provider would have named are touched.
+    if let (crate::providers::any::AnyProvider::Aks(aks), Some(credentials)) = (
+        &provider,
+        crate::dns::identity::FederatedCredentials::from_env(
+            &env,
+            Arc::new(crate::providers::probe::SystemProbe),
+        )?,
+    ) {
+        match credentials
+            .gc_orphans(&live, |n| aks.resource_id(n), opts.dry_run)
+            .await
+        {
+            Ok(swept) => {
+                for (name, outcome) in swept {
+                    if outcome.starts_with("failed") {
+                        failed.push(format!("federated credential {name}"));
+                    }
+                    report.credential_orphans.push(format!("{name}: {outcome}"));
+                }
+            }
+            Err(e) => {
+                failed.push("federated credentials".to_string());
+                tracing::error!(
+                    "collecting orphaned federated credentials: {}",
+                    super::chain(&e)
+                );
             }
         }
     }

@@ -330,6 +330,14 @@ async fn create_or_converge(
             tracing::warn!(
                 "up failed after creating {name}; deleting it (pass --keep-on-failure to keep it)"
             );
+            if let Err(cleanup) =
+                super::down::delete_federated_credential(env, provider, &name).await
+            {
+                tracing::error!(
+                    "deleting the federated credential of {name} failed: {}",
+                    super::chain(&cleanup)
+                );
+            }
             match provider.delete(&name).await {
                 // The kubeconfig step may have written a context for the cluster just deleted.
                 Ok(_) => super::down::forget_kubeconfig(&name, opts.kubeconfig.as_deref()),
@@ -447,6 +455,26 @@ async fn converge(
 
     // The lease is released whatever happens next, except when another run took it.
     let steps_result: Result<(Record, Option<crate::app::RolloutStatus>), crate::Error> = async {
+        // cert-manager signs in as the DNS-01 identity only once the identity trusts this
+        // cluster's OIDC issuer.
+        if let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(
+            env,
+            Arc::new(crate::providers::probe::SystemProbe),
+        )? {
+            let cluster_id = ensured.resource_id.clone().ok_or_else(|| {
+                EngineError::Invalid("provider.aks.dns.identity: the cluster has no resource id".into())
+            })?;
+            steps
+                .run(
+                    "identity",
+                    guarded(&store, provider, &name, me, async {
+                        let issuer = credentials.cluster_issuer(&cluster_id).await?;
+                        credentials.ensure(&name, &cluster_id, &issuer).await?;
+                        Ok::<_, crate::Error>(())
+                    }),
+                )
+                .await?;
+        }
         let fingerprint = addons_fingerprint(&plan.addons);
         let installed = installed_fingerprint(&client).await;
         if !ensured.created && installed.as_deref() == Some(fingerprint.as_str()) {

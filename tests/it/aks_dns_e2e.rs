@@ -6,6 +6,10 @@
 //! - `gc` deletes the record of an environment deleted behind ephemera's back (its resource
 //!   group, with the cluster in it, deleted by hand through ARM), and never touches records
 //!   without our metadata or those of another environment file sharing the zone;
+//! - with the zone's DNS-01 identity (`provider.aks.dns.identity`), each cluster gets its OIDC
+//!   issuer and workload identity enabled and the identity one federated credential trusting that
+//!   issuer for cert-manager; a rerun writes none, `down` deletes it, and `gc` deletes the one of
+//!   the environment deleted by hand;
 //! - without a zone the host is the wildcard-DNS one, `pr-42.<ip>.<routing.wildcardDns>`, the
 //!   app's route and Certificate are rewritten with it, and no DNS call is made.
 //!
@@ -27,6 +31,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ephemera::dns::identity::{AUDIENCE, CERT_MANAGER_SUBJECT, credential_name};
 use serde_json::{Value, json};
 
 use crate::common::fake_arm::{Config, FakeArm, SUBSCRIPTION};
@@ -41,6 +46,10 @@ const NEW_LB_IP: &str = "20.50.60.71";
 /// The Azure DNS zone ephemera keeps records in, and its resource group.
 const ZONE: &str = "previews.acme.test";
 const ZONE_GROUP: &str = "rg-zones";
+/// The DNS-01 managed identity cert-manager signs in as, its resource group and client id.
+const IDENTITY: &str = "cert-manager-dns";
+const IDENTITY_GROUP: &str = "rg-identities";
+const IDENTITY_CLIENT_ID: &str = "55555555-5555-5555-5555-555555555555";
 /// `routing.wildcardDns` of the no-zone environment file (the default is nip.io).
 const WILDCARD_DNS: &str = "sslip.io";
 
@@ -61,11 +70,19 @@ fn env_file(profile: &str, zone: bool) -> String {
         "aks_env changed; update this test:\n{base}"
     );
     if zone {
+        let identity = format!(
+            "/subscriptions/{SUBSCRIPTION}/resourceGroups/{IDENTITY_GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{IDENTITY}"
+        );
+        assert_eq!(base.matches("  certManager: {}\n").count(), 1, "{base}");
         base.replace(
             anchor,
             &format!(
-                "{anchor}    dns:\n      zone: {ZONE}\n      resourceGroup: {ZONE_GROUP}\n      ttl: 120\n"
+                "{anchor}    dns:\n      zone: {ZONE}\n      resourceGroup: {ZONE_GROUP}\n      ttl: 120\n      identity: {identity}\n"
             ),
+        )
+        .replace(
+            "  certManager: {}\n",
+            &format!("  certManager:\n    values:\n      azureDNS:\n        clientID: {IDENTITY_CLIENT_ID}\n"),
         )
     } else {
         format!("{base}routing:\n  wildcardDns: {WILDCARD_DNS}\n")
@@ -87,6 +104,29 @@ fn a_records_holding(fake: &FakeArm, ip: &str) -> Vec<String> {
         })
         .map(|(_, name)| name)
         .collect()
+}
+
+/// The DNS-01 identity's federated credentials: name → issuer.
+fn credentials(fake: &FakeArm) -> Vec<(String, String)> {
+    fake.credentials(IDENTITY_GROUP, IDENTITY)
+        .into_iter()
+        .map(|(name, p)| {
+            assert_eq!(p["subject"], CERT_MANAGER_SUBJECT, "{name}: {p:#}");
+            assert_eq!(p["audiences"], json!([AUDIENCE]), "{name}: {p:#}");
+            (name, p["issuer"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// The federated credential ephemera keeps for environment `name` of profile `dns`.
+fn credential_of(name: &str) -> String {
+    credential_name(
+        name,
+        &format!(
+            "/subscriptions/{SUBSCRIPTION}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{name}",
+            group_of("dns", name)
+        ),
+    )
 }
 
 /// Deletes resource group `group`, and the cluster in it, the way someone would in the portal:
@@ -169,6 +209,7 @@ impl Stage {
         // another environment file sharing the zone whose environment is gone: none may ever be
         // touched.
         fake.seed_zone(ZONE_GROUP, ZONE);
+        fake.seed_identity(IDENTITY_GROUP, IDENTITY);
         fake.seed_record(
             ZONE_GROUP,
             ZONE,
@@ -333,6 +374,7 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
         [
             "cluster",
             "kubeconfig",
+            "identity",
             "addons",
             "dns",
             "app",
@@ -342,6 +384,48 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
         "{first:#}"
     );
     stage.lb.assert_probed(&host);
+    // DNS-01 through workload identity: the cluster has its OIDC issuer and workload identity,
+    // and the identity trusts exactly that issuer for cert-manager.
+    let spec = fake
+        .cluster_spec(&group_of("dns", "pr-42"), "pr-42")
+        .expect("the cluster");
+    assert_eq!(
+        spec["properties"]["oidcIssuerProfile"],
+        json!({"enabled": true})
+    );
+    assert_eq!(
+        spec["properties"]["securityProfile"],
+        json!({"workloadIdentity": {"enabled": true}})
+    );
+    let trusted = credentials(fake);
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    assert_eq!(trusted[0].0, credential_of("pr-42"));
+    assert!(
+        trusted[0].1.starts_with("https://")
+            && trusted[0].1.ends_with(&format!(
+                "/{}-pr-42/",
+                group_of("dns", "pr-42").to_lowercase()
+            )),
+        "the cluster's own issuer: {trusted:?}"
+    );
+    // cert-manager signs in as the identity (this file's issuer is self-signed; the DNS-01
+    // solver's rendering is tested in dns.rs).
+    let sa: Value = serde_json::from_str(&stage.plane.kubectl_ok(&[
+        "get",
+        "serviceaccount",
+        "-n",
+        "cert-manager",
+        "cert-manager",
+        "-o",
+        "json",
+    ]))
+    .expect("ServiceAccount JSON");
+    assert_eq!(
+        sa["metadata"]["annotations"]["azure.workload.identity/client-id"], IDENTITY_CLIENT_ID,
+        "{sa:#}"
+    );
+    let credential_writes = || fake.with_state(|s| s.identity.writes);
+    let writes_after_first = credential_writes();
     let marked = stage.controllers.marked();
     for id in [
         "GatewayClass nginx",
@@ -412,6 +496,11 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
         assert_eq!(d.creates.get(&format!("A {host}")), Some(&1), "{d:?}");
         assert_eq!(d.updates.get(&format!("A {host}")), Some(&1), "{d:?}");
     });
+    assert_eq!(
+        credential_writes(),
+        writes_after_first,
+        "reruns write no federated credential"
+    );
     let moved_record = fake
         .dns_record(ZONE_GROUP, ZONE, "A", "pr-42")
         .expect("the A record pr-42");
@@ -444,6 +533,11 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
         "down changed a record not its own"
     );
     fake.with_dns(|d| assert_eq!(d.deletes.get(&format!("A {host}")), Some(&1), "{d:?}"));
+    assert_eq!(
+        credentials(fake),
+        [],
+        "down deletes the federated credential"
+    );
 
     // An environment deleted behind ephemera's back (its group with the cluster, by hand) leaves
     // its record; gc deletes that record and nothing else.
@@ -459,12 +553,19 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
     assert_eq!(fake.cluster_state(&group, "pr-43"), None);
     assert!(!fake.group_exists(&group));
     assert!(fake.dns_record(ZONE_GROUP, ZONE, "A", "pr-43").is_some());
+    assert_eq!(credentials(fake).len(), 1);
     let dry = stage.json(&["gc", "--env", zoned, "--dry-run"]);
     assert_eq!(
         dry["dnsOrphans"],
         json!(["pr-43 (pr-43): would-delete"]),
         "{dry:#}"
     );
+    assert_eq!(
+        dry["credentialOrphans"],
+        json!([format!("{}: would-delete", credential_of("pr-43"))]),
+        "{dry:#}"
+    );
+    assert_eq!(credentials(fake).len(), 1, "a dry run deletes nothing");
     assert!(fake.dns_record(ZONE_GROUP, ZONE, "A", "pr-43").is_some());
     let swept = stage.json(&["gc", "--env", zoned]);
     assert_eq!(swept["examined"], 0, "{swept:#}");
@@ -474,6 +575,12 @@ fn aks_dns_records_follow_up_down_and_gc_through_the_cli() {
         "{swept:#}"
     );
     assert_eq!(fake.dns_record(ZONE_GROUP, ZONE, "A", "pr-43"), None);
+    assert_eq!(
+        swept["credentialOrphans"],
+        json!([format!("{}: deleted", credential_of("pr-43"))]),
+        "{swept:#}"
+    );
+    assert_eq!(credentials(fake), []);
     assert_eq!(
         stage.foreign_records(),
         before,

@@ -270,6 +270,20 @@ fn cases() -> Vec<Case> {
             ":9:5: provider.aks.resourceGroup: the node resource group MC_rg-previews-for-the-cats-team-in-the-southern-region-pr-7_pr-7_australiasoutheast would be 84 characters",
         ),
         case(
+            "dns-01 identity that is not an identity's resource id",
+            File(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: westeurope\n    resourceGroup:\n      strategy: perEnvironment\n    dns:\n      zone: previews.acme.dev\n      resourceGroup: rg-zones\n      identity: cert-manager-dns\naddons:\n  certManager:\n    values:\n      azureDNS:\n        clientID: 55555555-5555-5555-5555-555555555555\napp:\n  name: cats\n",
+            ),
+            ":14:7: provider.aks.dns.identity: \"cert-manager-dns\" is not the resource id of a user-assigned managed identity",
+        ),
+        case(
+            "dns-01 identity without its client id",
+            File(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: westeurope\n    resourceGroup:\n      strategy: perEnvironment\n    dns:\n      zone: previews.acme.dev\n      resourceGroup: rg-zones\n      identity: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/cm\napp:\n  name: cats\n",
+            ),
+            ":14:7: provider.aks.dns.identity: needs addons.certManager.values.azureDNS.clientID",
+        ),
+        case(
             "missing template variable",
             Args(&[
                 "--pr",

@@ -47,6 +47,7 @@ fn aks_cfg() -> AksConfig {
             resource_group: DNS_GROUP.into(),
             subscription: None,
             ttl: 300,
+            identity: None,
         }),
         dns_prefix: None,
         tier: "Free".into(),
@@ -1306,4 +1307,178 @@ async fn a_live_environments_wildcard_certificate_seeds_a_new_cluster() {
             .unwrap()
     );
     let _ = cleanup();
+}
+
+/// The DNS-01 identity's federated credentials, on the fake ARM.
+mod federated_credentials {
+    use super::*;
+    use ephemera::dns::identity::{
+        AUDIENCE, CERT_MANAGER_SUBJECT, FederatedCredentials, credential_name,
+    };
+
+    const IDENTITY_GROUP: &str = "rg-identities";
+    const IDENTITY: &str = "cert-manager-dns";
+
+    fn cluster_id(name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/rg-ephemera-{name}/providers/Microsoft.ContainerService/managedClusters/{name}",
+            fake_arm::SUBSCRIPTION
+        )
+    }
+
+    async fn setup() -> (FakeArm, FederatedCredentials) {
+        let fake = FakeArm::start(Config::default()).await;
+        let id = fake.seed_identity(IDENTITY_GROUP, IDENTITY);
+        let mut cfg = aks_cfg();
+        if let Some(d) = cfg.dns.as_mut() {
+            d.identity = Some(id);
+        }
+        let probe = FakeProbe {
+            vars: fake.env().into_iter().collect(),
+            executables: Vec::new(),
+            real_files: false,
+        };
+        let credentials = FederatedCredentials::new(&cfg, std::sync::Arc::new(probe))
+            .expect("identity")
+            .expect("configured")
+            .with_timing(fast());
+        (fake, credentials)
+    }
+
+    fn issuer(n: u32) -> String {
+        format!(
+            "https://westeurope.oic.prod-aks.azure.com/{}/{n}/",
+            fake_arm::TENANT
+        )
+    }
+
+    #[tokio::test]
+    async fn one_credential_per_environment_kept_current_and_deleted() {
+        let (fake, credentials) = setup().await;
+        let id = cluster_id("pr-12");
+        assert!(credentials.ensure("pr-12", &id, &issuer(1)).await.unwrap());
+        let stored = fake.credentials(IDENTITY_GROUP, IDENTITY);
+        assert_eq!(
+            stored,
+            BTreeMap::from([(
+                credential_name("pr-12", &id),
+                json!({"issuer": issuer(1), "subject": CERT_MANAGER_SUBJECT, "audiences": [AUDIENCE]})
+            )])
+        );
+        let writes = || fake.with_state(|s| s.identity.writes);
+        let before = writes();
+        assert!(
+            !credentials.ensure("pr-12", &id, &issuer(1)).await.unwrap(),
+            "unchanged: no write"
+        );
+        assert_eq!(writes(), before);
+        // A recreated cluster has a new issuer: the credential follows it in place.
+        assert!(credentials.ensure("pr-12", &id, &issuer(2)).await.unwrap());
+        let stored = fake.credentials(IDENTITY_GROUP, IDENTITY);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            stored[&credential_name("pr-12", &id)]["issuer"],
+            issuer(2).as_str()
+        );
+
+        assert!(credentials.delete("pr-12", &id).await.unwrap());
+        assert!(fake.credentials(IDENTITY_GROUP, IDENTITY).is_empty());
+        assert!(
+            !credentials.delete("pr-12", &id).await.unwrap(),
+            "already gone is success"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_refused_by_arm_are_tried_again() {
+        let (fake, credentials) = setup().await;
+        fake.refuse_credential_writes(3);
+        let id = cluster_id("pr-13");
+        assert!(credentials.ensure("pr-13", &id, &issuer(1)).await.unwrap());
+        assert_eq!(fake.credentials(IDENTITY_GROUP, IDENTITY).len(), 1);
+        assert_eq!(fake.calls("PUT", "/federatedIdentityCredentials/"), 4);
+    }
+
+    #[tokio::test]
+    async fn the_identitys_limit_of_twenty_is_reported_as_arm_words_it() {
+        let (_fake, credentials) = setup().await;
+        for n in 0..20 {
+            let name = format!("pr-{n}");
+            credentials
+                .ensure(&name, &cluster_id(&name), &issuer(n))
+                .await
+                .unwrap();
+        }
+        let err = credentials
+            .ensure("pr-99", &cluster_id("pr-99"), &issuer(99))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("FederatedIdentityCredentialsLimitReached")
+                && text.contains("maximum of 20")
+                && text.contains(&credential_name("pr-99", &cluster_id("pr-99"))),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn gc_deletes_only_this_files_credentials_of_gone_environments() {
+        let (fake, credentials) = setup().await;
+        for name in ["pr-1", "pr-2"] {
+            credentials
+                .ensure(name, &cluster_id(name), &issuer(1))
+                .await
+                .unwrap();
+        }
+        // Another repository's pr-2 (another resource group), and one made by hand.
+        let theirs = credential_name(
+            "pr-2",
+            &cluster_id("pr-2").replace("rg-ephemera-", "rg-other-"),
+        );
+        for name in [theirs.as_str(), "github-actions"] {
+            fake.seed_credential(
+                IDENTITY_GROUP,
+                IDENTITY,
+                name,
+                json!({"issuer": issuer(7), "subject": "x", "audiences": [AUDIENCE]}),
+            );
+        }
+        let live = BTreeSet::from(["pr-1".to_string()]);
+        let dry = credentials
+            .gc_orphans(&live, cluster_id, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            dry,
+            [(
+                credential_name("pr-2", &cluster_id("pr-2")),
+                "would-delete".to_string()
+            )]
+        );
+        assert_eq!(fake.credentials(IDENTITY_GROUP, IDENTITY).len(), 4);
+        let swept = credentials
+            .gc_orphans(&live, cluster_id, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            swept,
+            [(
+                credential_name("pr-2", &cluster_id("pr-2")),
+                "deleted".to_string()
+            )]
+        );
+        let left: BTreeSet<String> = fake
+            .credentials(IDENTITY_GROUP, IDENTITY)
+            .into_keys()
+            .collect();
+        assert_eq!(
+            left,
+            BTreeSet::from([
+                credential_name("pr-1", &cluster_id("pr-1")),
+                theirs,
+                "github-actions".to_string()
+            ])
+        );
+    }
 }

@@ -372,6 +372,70 @@ fn branch_comes_from_github_head_ref() {
     assert!(stdout(&o).contains("ephemera-repository: acme/cats"));
 }
 
+/// The managed cluster's PUT body in a plan (the document with agent pools).
+fn cluster_properties(docs: &[serde_json::Value]) -> &serde_json::Value {
+    docs.iter()
+        .map(|d| &d["properties"])
+        .find(|p| p.get("agentPoolProfiles").is_some())
+        .expect("a managed cluster body in the plan")
+}
+
+#[test]
+fn dns01_identity_turns_on_workload_identity_and_its_absence_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string("environments/pr-aks.yaml").unwrap();
+    let client = "  certManager:\n    values:\n      azureDNS:\n        clientID: 55555555-5555-5555-5555-555555555555\n";
+    let plan = |name: &str, text: String| {
+        let env = dir.path().join(name);
+        std::fs::write(&env, text).unwrap();
+        let o = run(&[
+            "plan",
+            "--env",
+            env.to_str().unwrap(),
+            "--pr",
+            "1",
+            "--image",
+            IMAGE,
+            "--now",
+            NOW,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let without = plan(
+        "client-only.yaml",
+        base.replace("  certManager: {}\n", client),
+    );
+    assert!(
+        stderr(&without).contains("provider.aks.dns.identity is not set"),
+        "{}",
+        stderr(&without)
+    );
+    let docs = yaml_docs(&stdout(&without));
+    let body = cluster_properties(&docs);
+    assert!(body.get("oidcIssuerProfile").is_none(), "{body:#}");
+
+    let with = plan(
+        "identity.yaml",
+        base.replace("  certManager: {}\n", client).replace(
+            "      # identity: /subscriptions/<id>/",
+            "      identity: /subscriptions/00000000-0000-0000-0000-000000000000/",
+        ),
+    );
+    assert!(
+        !stderr(&with).contains("identity is not set"),
+        "{}",
+        stderr(&with)
+    );
+    let docs = yaml_docs(&stdout(&with));
+    let body = cluster_properties(&docs);
+    assert_eq!(body["oidcIssuerProfile"]["enabled"], true, "{body:#}");
+    assert_eq!(
+        body["securityProfile"]["workloadIdentity"]["enabled"], true,
+        "{body:#}"
+    );
+}
+
 #[test]
 fn warnings_go_to_stderr_and_quiet_silences_them() {
     let dir = tempfile::tempdir().unwrap();

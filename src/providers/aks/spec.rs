@@ -287,6 +287,12 @@ pub fn managed_cluster_body(
     if cfg.entra_id {
         properties["aadProfile"] = json!({ "managed": true, "enableAzureRBAC": true });
     }
+    if cfg.dns.as_ref().is_some_and(|d| d.identity.is_some()) {
+        // cert-manager signs in as the DNS-01 identity through workload identity, which trusts
+        // the cluster's OIDC issuer.
+        properties["oidcIssuerProfile"] = json!({ "enabled": true });
+        properties["securityProfile"] = json!({ "workloadIdentity": { "enabled": true } });
+    }
 
     let body = json!({
         "location": normalize_location(&cfg.location),
@@ -387,6 +393,16 @@ pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
         (
             "properties.aadProfile.enableAzureRBAC",
             "/properties/aadProfile/enableAzureRBAC",
+            false,
+        ),
+        (
+            "properties.oidcIssuerProfile.enabled",
+            "/properties/oidcIssuerProfile/enabled",
+            false,
+        ),
+        (
+            "properties.securityProfile.workloadIdentity.enabled",
+            "/properties/securityProfile/workloadIdentity/enabled",
             false,
         ),
     ] {

@@ -18,6 +18,7 @@
 //! assert that no second cluster or group was ever created.
 
 pub mod dns;
+pub mod identity;
 pub mod swagger;
 
 use std::collections::BTreeMap;
@@ -176,6 +177,8 @@ pub struct State {
     fail_create: BTreeMap<String, (String, String)>,
     /// Azure DNS zones and record sets (see [`dns`]).
     pub dns: dns::DnsState,
+    /// Managed identities and their federated credentials (see [`identity`]).
+    pub identity: identity::IdentityState,
     cfg: Option<Config>,
     rng: Option<rand::rngs::StdRng>,
 }
@@ -323,6 +326,51 @@ impl FakeArm {
             s.fail_create
                 .insert(name.to_lowercase(), (code.into(), message.into()))
         });
+    }
+
+    /// Adds a user-assigned managed identity (no credentials) and returns its resource id.
+    pub fn seed_identity(&self, group: &str, name: &str) -> String {
+        self.with_state_mut(|s| {
+            s.identity.identities.insert(
+                format!("{}/{}", group.to_lowercase(), name.to_lowercase()),
+                BTreeMap::new(),
+            )
+        });
+        format!(
+            "/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        )
+    }
+
+    /// The federated credentials of an identity: name → properties.
+    pub fn credentials(&self, group: &str, name: &str) -> BTreeMap<String, Value> {
+        self.with_state(|s| {
+            s.identity
+                .identities
+                .get(&format!("{}/{}", group.to_lowercase(), name.to_lowercase()))
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
+    /// Adds a federated credential directly (no counters), as another tool would have.
+    pub fn seed_credential(&self, group: &str, identity: &str, name: &str, props: Value) {
+        self.with_state_mut(|s| {
+            s.identity
+                .identities
+                .entry(format!(
+                    "{}/{}",
+                    group.to_lowercase(),
+                    identity.to_lowercase()
+                ))
+                .or_default()
+                .insert(name.to_string(), props)
+        });
+    }
+
+    /// Refuses the next `n` credential writes with 409, as ARM does while another write to the
+    /// same identity runs.
+    pub fn refuse_credential_writes(&self, n: usize) {
+        self.with_state_mut(|s| s.identity.refuse_writes = n);
     }
 
     /// Adds a resource group directly (no counters).
@@ -842,6 +890,36 @@ fn route(
             "microsoft.network",
             ..,
         ] => dns::route(st, cfg, base, method, path, &seg, q, headers, json_body),
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.managedidentity",
+            "userassignedidentities",
+            _,
+            "federatedidentitycredentials",
+            rest @ ..,
+        ] if rest.len() <= 1 => {
+            if let Some(r) = need(identity::IDENTITY_API) {
+                return r;
+            }
+            match (rest.first(), method) {
+                (Some(_), _) => {
+                    identity::credential(st, method, &seg[3], &seg[7], &seg[9], json_body)
+                }
+                (None, &Method::GET) => match identity::list(st, &seg[3], &seg[7]) {
+                    Some(items) => page(base, path, q, items, cfg.page_size),
+                    None => identity::missing(&seg[3], &seg[7]),
+                },
+                (None, _) => arm_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "Method not allowed.",
+                ),
+            }
+        }
         _ => arm_error(
             StatusCode::NOT_FOUND,
             "NoRegisteredProviderFound",
@@ -951,6 +1029,20 @@ fn cluster_json(c: &Cluster) -> Value {
             "nodeResourceGroup".into(),
             json!(format!("MC_{}_{}_{location}", c.group, c.name)),
         );
+        if let Some(Value::Object(oidc)) = p.get_mut("oidcIssuerProfile")
+            && oidc.get("enabled") == Some(&Value::Bool(true))
+            && c.state != "Creating"
+        {
+            // One issuer per cluster, known once it exists.
+            oidc.insert(
+                "issuerURL".into(),
+                json!(format!(
+                    "https://{location}.oic.prod-aks.azure.com/{TENANT}/{}-{}/",
+                    c.group.to_lowercase(),
+                    c.name.to_lowercase()
+                )),
+            );
+        }
         if let Some(v) = p.get("kubernetesVersion").cloned() {
             p.insert(
                 "currentKubernetesVersion".into(),
