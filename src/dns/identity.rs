@@ -161,8 +161,8 @@ impl FederatedCredentials {
             .map(str::to_string)
             .ok_or_else(|| {
                 DnsError::Config(format!(
-                    "{cluster_id} has no OIDC issuer URL, so cert-manager cannot sign in as provider.aks.dns.identity; \
-                     its OIDC issuer is enabled on the next up"
+                    "{cluster_id} reports no OIDC issuer URL, so cert-manager cannot sign in as provider.aks.dns.identity; \
+                     its oidcIssuerProfile is enabled by up's cluster step, so run up again once AKS shows the issuer"
                 ))
             })
     }

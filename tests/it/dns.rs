@@ -1390,6 +1390,23 @@ mod federated_credentials {
     }
 
     #[tokio::test]
+    async fn a_cluster_without_an_oidc_issuer_is_reported_not_trusted() {
+        let (fake, credentials) = setup().await;
+        fake.seed_group("rg-ephemera-pr-14", json!({}));
+        fake.seed_cluster("rg-ephemera-pr-14", "pr-14", json!({}));
+        let err = credentials
+            .cluster_issuer(&cluster_id("pr-14"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("run up again once AKS shows the issuer"),
+            "{err}"
+        );
+        assert!(fake.credentials(IDENTITY_GROUP, IDENTITY).is_empty());
+    }
+
+    #[tokio::test]
     async fn concurrent_writes_refused_by_arm_are_tried_again() {
         let (fake, credentials) = setup().await;
         fake.refuse_credential_writes(3);
