@@ -182,7 +182,8 @@ impl ProviderError {
     }
 }
 
-/// Writes `contents` to `path` with mode 0600, atomically (temp file + rename).
+/// Writes `contents` to `path` with mode 0600, atomically (temp file + rename). Directories it
+/// has to create are made 0700; existing ones are left as they are.
 ///
 /// # Errors
 /// Any I/O error, with the path in the message.
@@ -192,7 +193,15 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ProviderError> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
         .map_err(|e| ProviderError::io(format!("creating {}", dir.display()), e))?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -217,4 +226,27 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ProviderError> 
     drop(f);
     std::fs::rename(&tmp, path)
         .map_err(|e| ProviderError::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_the_directories_made_for_them_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("state/kubeconfig/pr-1.yaml");
+        write_private(&file, b"secret").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&root.path().join("state/kubeconfig")), 0o700);
+        assert_eq!(mode(&root.path().join("state")), 0o700);
+        assert_eq!(std::fs::read(&file).unwrap(), b"secret");
+        // Rewriting replaces the contents and keeps the mode.
+        write_private(&file, b"newer").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"newer");
+        assert_eq!(mode(&file), 0o600);
+    }
 }
