@@ -7,26 +7,24 @@
 //! no pods. Where a real kind cluster's pods would act, the test stands in for them, and nowhere
 //! else:
 //! - NGINX Gateway Fabric and cert-manager set conditions on the GatewayClass, the Gateway, the
-//!   ClusterIssuer and the app's Certificate: a task of the test sets the same conditions, so
-//!   `up`'s real waits are met;
+//!   ClusterIssuer and the app's Certificate: the shared stand-in controllers
+//!   (`common::stand_ins`) set the same conditions, so `up`'s real waits are met;
 //! - the Argo Rollouts controller runs out of cluster (`TestCluster::start_with_rollouts`);
 //! - cert-manager's admission webhook cannot be reached (no pod network), so a `--templates`
 //!   override applies the local provider's `simulated-webhook` overlay to kind as well;
 //! - the data plane behind host port 443: an HTTPS proxy on 127.0.0.1 that answers
 //!   the URL probe for `https://pr-N.127.0.0.1.nip.io/healthz` (`ALL_PROXY`), which needs no DNS.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest;
 
 use crate::common::cli::{ephemera, stderr, stdout};
 use crate::common::lifecycle::{describe, manifests};
+use crate::common::stand_ins::{Controllers, LoadBalancer, webhook_override};
 use crate::common::testcluster::{TestCluster, binary, cluster_required, repo_root};
 
 const ENV_FILE: &str = "environments/pr-kind.yaml";
@@ -236,251 +234,6 @@ fn testclusters() -> Vec<String> {
         .collect()
 }
 
-/// A templates directory that applies the `simulated-webhook` overlay of cert-manager to kind
-/// too: the double's clusters have no pod network, so the API server can never reach the webhook.
-fn templates_override(root: &Path) -> PathBuf {
-    let original =
-        std::fs::read_to_string(repo_root().join("templates/addons/cert-manager/addon.yaml"))
-            .expect("templates/addons/cert-manager/addon.yaml");
-    let from = "  - name: simulated-webhook\n    template: addons/cert-manager/webhook-local.yaml.hbs\n    mode: patch\n    when:\n      providers: [local]\n";
-    assert_eq!(
-        original.matches(from).count(),
-        1,
-        "the cert-manager add-on's simulated-webhook overlay changed; update this test:\n{original}"
-    );
-    let dir = root.join("templates");
-    let file = dir.join("addons/cert-manager/addon.yaml");
-    std::fs::create_dir_all(file.parent().expect("parent")).expect("templates dir");
-    std::fs::write(
-        &file,
-        original.replace(from, &from.replace("[local]", "[local, kind]")),
-    )
-    .expect("write the override");
-    dir
-}
-
-/// Sets the conditions that NGINX Gateway Fabric and cert-manager would set, on every
-/// GatewayClass, Gateway, ClusterIssuer and Certificate of the cluster, for the object's current generation.
-/// Each object it marked is added to `marked` as `Kind namespace/name`.
-async fn stand_in_controllers(client: kube::Client, marked: Arc<Mutex<BTreeSet<String>>>) {
-    let kinds: [(&str, &str, &str, &str, &[&str]); 4] = [
-        (
-            "gateway.networking.k8s.io",
-            "v1",
-            "GatewayClass",
-            "gatewayclasses",
-            &["Accepted"],
-        ),
-        (
-            "gateway.networking.k8s.io",
-            "v1",
-            "Gateway",
-            "gateways",
-            &["Accepted", "Programmed"],
-        ),
-        (
-            "cert-manager.io",
-            "v1",
-            "ClusterIssuer",
-            "clusterissuers",
-            &["Ready"],
-        ),
-        (
-            "cert-manager.io",
-            "v1",
-            "Certificate",
-            "certificates",
-            &["Ready"],
-        ),
-    ];
-    loop {
-        for (group, version, kind, plural, types) in kinds {
-            let ar = ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(group, version, kind),
-                plural,
-            );
-            // Until the add-on installs the CRD, listing fails: try again next round.
-            let Ok(list) = Api::<DynamicObject>::all_with(client.clone(), &ar)
-                .list(&Default::default())
-                .await
-            else {
-                continue;
-            };
-            for obj in list {
-                let name = obj.metadata.name.clone().unwrap_or_default();
-                let generation = obj.metadata.generation.unwrap_or(1);
-                if types.iter().all(|t| has_condition(&obj, t, generation)) {
-                    continue;
-                }
-                let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                let conditions: Vec<Value> = types
-                    .iter()
-                    .map(|t| {
-                        json!({
-                            "type": t, "status": "True", "reason": t,
-                            "message": "set by the e2e test in place of the controller",
-                            "lastTransitionTime": now, "observedGeneration": generation,
-                        })
-                    })
-                    .collect();
-                let api: Api<DynamicObject> = match &obj.metadata.namespace {
-                    Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-                    None => Api::all_with(client.clone(), &ar),
-                };
-                let patch = json!({"status": {"conditions": conditions}});
-                if api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .is_ok()
-                {
-                    let id = match &obj.metadata.namespace {
-                        Some(ns) => format!("{kind} {ns}/{name}"),
-                        None => format!("{kind} {name}"),
-                    };
-                    marked.lock().expect("marked").insert(id);
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn has_condition(obj: &DynamicObject, kind: &str, generation: i64) -> bool {
-    obj.data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c["type"] == kind
-                    && c["status"] == "True"
-                    && c["observedGeneration"].as_i64().unwrap_or(0) >= generation
-            })
-        })
-}
-
-/// The data plane behind the kind node's host port 443, for the URL probe: an HTTP proxy on
-/// 127.0.0.1 that accepts `CONNECT`, then speaks TLS with a self-signed certificate and answers
-/// `GET /healthz` with 200 and anything else with 404. It records `CONNECT host:port` and
-/// `GET host path` for every request.
-struct FakeIngress {
-    proxy: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl FakeIngress {
-    async fn start() -> FakeIngress {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio_rustls::rustls;
-
-        let key = rcgen::generate_simple_self_signed(vec!["*.127.0.0.1.nip.io".to_string()])
-            .expect("self-signed certificate");
-        let cert = key.cert.der().clone();
-        let private =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let proxy = format!("http://{}", listener.local_addr().expect("local addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Some(head) = read_head(&mut tcp).await else {
-                        return;
-                    };
-                    let Some(target) = head
-                        .lines()
-                        .next()
-                        .and_then(|l| l.strip_prefix("CONNECT "))
-                        .and_then(|l| l.split(' ').next())
-                        .map(str::to_string)
-                    else {
-                        let _ = tcp
-                            .write_all(
-                                b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n",
-                            )
-                            .await;
-                        return;
-                    };
-                    record
-                        .lock()
-                        .expect("seen")
-                        .push(format!("CONNECT {target}"));
-                    if tcp
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Some(req) = read_head(&mut tls).await else {
-                        return;
-                    };
-                    let path = req
-                        .lines()
-                        .next()
-                        .and_then(|l| l.split(' ').nth(1))
-                        .unwrap_or_default()
-                        .to_string();
-                    let host = req
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("host").then(|| v.trim().to_string())
-                        })
-                        .unwrap_or_default();
-                    record
-                        .lock()
-                        .expect("seen")
-                        .push(format!("GET {host} {path}"));
-                    let answer: &[u8] = if path == "/healthz" {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                    } else {
-                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    };
-                    let _ = tls.write_all(answer).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-
-        /// Reads up to the end of an HTTP head (`\r\n\r\n`), at most 16 KiB.
-        async fn read_head(s: &mut (impl AsyncReadExt + Unpin)) -> Option<String> {
-            let mut buf = Vec::new();
-            let mut byte = [0u8; 1];
-            while !buf.ends_with(b"\r\n\r\n") {
-                if buf.len() > 16 * 1024 || s.read(&mut byte).await.ok()? == 0 {
-                    return None;
-                }
-                buf.push(byte[0]);
-            }
-            String::from_utf8(buf).ok()
-        }
-
-        FakeIngress { proxy, seen }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().expect("seen").clone()
-    }
-}
-
 #[test]
 fn kind_up_list_status_and_down_through_the_cli() {
     let Some(cluster) = TestCluster::start_with_rollouts("e2e-kind") else {
@@ -494,13 +247,9 @@ fn kind_up_list_status_and_down_through_the_cli() {
         .enable_all()
         .build()
         .expect("runtime");
-    let ingress = rt.block_on(FakeIngress::start());
-    let marked = Arc::new(Mutex::new(BTreeSet::new()));
-    rt.spawn(stand_in_controllers(
-        rt.block_on(cluster.client()),
-        marked.clone(),
-    ));
-    let templates = templates_override(double.path());
+    let ingress = rt.block_on(LoadBalancer::start(&["*.127.0.0.1.nip.io"]));
+    let controllers = Controllers::start(&rt, rt.block_on(cluster.client()), "127.0.0.1");
+    let templates = webhook_override(double.path(), &["local", "kind"]);
     let templates = templates.display().to_string();
     let manifests = manifests();
     let _down = Down(&double, "7");
@@ -556,7 +305,7 @@ fn kind_up_list_status_and_down_through_the_cli() {
         "{seen:?}"
     );
     // up waited for what only the controllers set.
-    let marked = marked.lock().expect("marked").clone();
+    let marked = controllers.marked();
     for id in [
         "GatewayClass nginx",
         "Gateway nginx-gateway/ephemera",
@@ -713,7 +462,7 @@ fn kind_up_that_fails_in_a_later_step_deletes_the_cluster_it_created() {
         return;
     };
     let _down = Down(&double, "11");
-    let templates = templates_override(double.path());
+    let templates = webhook_override(double.path(), &["local", "kind"]);
     let templates = templates.display().to_string();
     let manifests = manifests();
     let args = [
