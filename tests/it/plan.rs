@@ -372,6 +372,13 @@ fn branch_comes_from_github_head_ref() {
     assert!(stdout(&o).contains("ephemera-repository: acme/cats"));
 }
 
+/// `plan` of PR 1 from environment file `env`, at the fixed time.
+fn plan_args(env: &str) -> [&str; 9] {
+    [
+        "plan", "--env", env, "--pr", "1", "--image", IMAGE, "--now", NOW,
+    ]
+}
+
 /// The managed cluster's PUT body in a plan (the document with agent pools).
 fn cluster_properties(docs: &[serde_json::Value]) -> &serde_json::Value {
     docs.iter()
@@ -388,17 +395,7 @@ fn dns01_identity_turns_on_workload_identity_and_its_absence_is_warned_about() {
     let plan = |name: &str, text: String| {
         let env = dir.path().join(name);
         std::fs::write(&env, text).unwrap();
-        let o = run(&[
-            "plan",
-            "--env",
-            env.to_str().unwrap(),
-            "--pr",
-            "1",
-            "--image",
-            IMAGE,
-            "--now",
-            NOW,
-        ]);
+        let o = run(&plan_args(env.to_str().unwrap()));
         assert!(o.status.success(), "{}", stderr(&o));
         o
     };
@@ -448,17 +445,7 @@ fn warnings_go_to_stderr_and_quiet_silences_them() {
         )
         .replace("expectedPrsPerWeek: 20", "expectedPrsPerWeek: 80");
     std::fs::write(&env, text).unwrap();
-    let args = [
-        "plan",
-        "--env",
-        env.to_str().unwrap(),
-        "--pr",
-        "1",
-        "--image",
-        IMAGE,
-        "--now",
-        NOW,
-    ];
+    let args = plan_args(env.to_str().unwrap());
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
