@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use super::EngineError;
 use super::kube_lease::KubeLease;
@@ -77,7 +76,7 @@ impl<'a> ArmLease<'a> {
             message: "the cluster came without an ETag, so its lease cannot be written safely"
                 .into(),
         })?;
-        Ok(Some((tag_map(&r.body), etag)))
+        Ok(Some((aks::tag_pairs(&r.body), etag)))
     }
 
     /// Writes `tags` if the cluster still has `etag`. An operation running on the cluster makes
@@ -102,17 +101,6 @@ impl<'a> ArmLease<'a> {
             Err(e) => Err(e),
         }
     }
-}
-
-fn tag_map(body: &Value) -> BTreeMap<String, String> {
-    body.get("tags")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl LeaseStore for ArmLease<'_> {
@@ -385,11 +373,11 @@ mod tests {
     fn tags_are_read_as_strings_and_a_missing_lease_is_free() {
         let body =
             serde_json::json!({"tags": {"team": "cats", "ephemera-lease": "garbage", "n": 3}});
-        let tags = tag_map(&body);
+        let tags = aks::tag_pairs(&body);
         assert_eq!(tags.get("team").map(String::as_str), Some("cats"));
         assert!(!tags.contains_key("n"), "non-string values are skipped");
         assert_eq!(tags.get(TAG).and_then(|v| LeaseRecord::from_tag(v)), None);
         assert!(LeaseRecord::vacant().is_expired(jiff::Timestamp::now()));
-        assert!(tag_map(&serde_json::json!({})).is_empty());
+        assert!(aks::tag_pairs(&serde_json::json!({})).is_empty());
     }
 }

@@ -819,7 +819,7 @@ impl Aks {
 }
 
 /// The resource's tags as string pairs (non-string values are skipped).
-fn tag_pairs(body: &Value) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn tag_pairs(body: &Value) -> std::collections::BTreeMap<String, String> {
     body.get("tags")
         .and_then(Value::as_object)
         .map(|m| {
