@@ -81,6 +81,23 @@ pub fn check_identity_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// The OIDC issuer URL the provider reported for the cluster with resource id `cluster_id`
+/// ([`crate::providers::Ensured::oidc_issuer`]).
+///
+/// # Errors
+/// [`DnsError::Config`] when it reported none: cert-manager could not sign in.
+pub fn issuer(cluster_id: &str, reported: Option<&str>) -> Result<String, DnsError> {
+    reported
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            DnsError::Config(format!(
+                "{cluster_id} reports no OIDC issuer URL, so cert-manager cannot sign in as provider.aks.dns.identity; \
+                 its oidcIssuerProfile is enabled by up's cluster step, so run up again once AKS shows the issuer"
+            ))
+        })
+}
+
 /// The federated credential's name for the cluster with resource id `cluster_id`: the
 /// environment's name and a digest of the id, within ARM's pattern (3 to 120 of `[A-Za-z0-9-_]`).
 pub fn credential_name(env_name: &str, cluster_id: &str) -> String {
@@ -138,33 +155,6 @@ impl FederatedCredentials {
             "{}/federatedIdentityCredentials/{name}?api-version={IDENTITY_API_VERSION}",
             self.identity
         ))
-    }
-
-    /// The OIDC issuer URL of the cluster with resource id `cluster_id`.
-    ///
-    /// # Errors
-    /// ARM errors; [`DnsError::Config`] when the cluster has no issuer (its OIDC issuer is off).
-    pub async fn cluster_issuer(&self, cluster_id: &str) -> Result<String, DnsError> {
-        let op = format!("reading the OIDC issuer of {cluster_id}");
-        let url = self.arm.url(&format!(
-            "{cluster_id}?api-version={}",
-            crate::providers::aks::spec::MANAGED_CLUSTERS_API_VERSION
-        ))?;
-        let r = self.arm.get(&url, &op).await?;
-        if !r.status.is_success() {
-            return Err(r.into_error(&op).into());
-        }
-        r.body
-            .pointer("/properties/oidcIssuerProfile/issuerURL")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                DnsError::Config(format!(
-                    "{cluster_id} reports no OIDC issuer URL, so cert-manager cannot sign in as provider.aks.dns.identity; \
-                     its oidcIssuerProfile is enabled by up's cluster step, so run up again once AKS shows the issuer"
-                ))
-            })
     }
 
     /// Makes sure the credential for environment `env_name` (cluster `cluster_id`) trusts

@@ -468,7 +468,7 @@ async fn converge(
                 .run(
                     "identity",
                     guarded(&store, provider, &name, me, async {
-                        let issuer = credentials.cluster_issuer(&cluster_id).await?;
+                        let issuer = crate::dns::identity::issuer(&cluster_id, ensured.oidc_issuer.as_deref())?;
                         credentials.ensure(&name, &cluster_id, &issuer).await?;
                         Ok::<_, crate::Error>(())
                     }),

@@ -42,6 +42,8 @@ pub struct Ensured {
     pub portal_url: Option<String>,
     /// Whether pods really run (false for `local`, whose pods are simulated).
     pub serves_traffic: bool,
+    /// The cluster's OIDC issuer URL, when it has one (AKS with `dns.identity`).
+    pub oidc_issuer: Option<String>,
 }
 
 /// The outcome of [`Provider::delete`].

@@ -605,6 +605,12 @@ impl Aks {
                             resource_id: Some(self.resource_id(name)),
                             portal_url: self.portal_url(name),
                             serves_traffic: true,
+                            oidc_issuer: r
+                                .body
+                                .pointer("/properties/oidcIssuerProfile/issuerURL")
+                                .and_then(Value::as_str)
+                                .filter(|u| !u.is_empty())
+                                .map(str::to_string),
                         });
                     }
                     let fixed = spec::immutable_drift(&drift);

@@ -259,6 +259,7 @@ impl Provider for KindProvider {
             resource_id: Some(format!("kind-{cluster}")),
             portal_url: None,
             serves_traffic: true,
+            oidc_issuer: None,
         })
     }
 

@@ -258,6 +258,7 @@ impl Provider for LocalProvider {
                     resource_id: Some(dir.path.display().to_string()),
                     portal_url: None,
                     serves_traffic: false,
+                    oidc_issuer: None,
                 })
             }
             Err(e) if created && !self.keep_on_failure => {
