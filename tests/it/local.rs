@@ -333,6 +333,59 @@ async fn local_rerun_after_kill_9_converges_on_the_same_data() {
     assert!(!dir.exists());
 }
 
+/// The start time (field 22 of `/proc/<pid>/stat`) of a running process.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A recorded process that is still alive when a rerun looks at it, and so is kept, but exits
+/// while the rerun waits for readiness (as a process does in the moment after `kill -9`): the
+/// rerun starts it again instead of failing. Deterministic: the apiserver's record is pointed at
+/// a process that exits on its own a moment later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rerun_restarts_a_kept_process_that_exits_while_waiting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(p) = provider(tmp.path(), 1) else {
+        return;
+    };
+    let _cleanup = Cleanup(&p, "pr-9");
+    let req = request("pr-9", 9);
+    assert!(p.ensure(&req).await.unwrap().created);
+    let dir = p.state_root().join("pr-9");
+    let first = processes(&dir);
+    let apiserver = first["kube-apiserver"].0;
+    kill9(apiserver);
+    while running(apiserver) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let mut dying = std::process::Command::new("sleep")
+        .arg("2")
+        .spawn()
+        .unwrap();
+    let state_path = dir.join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["processes"]["kube-apiserver"] =
+        serde_json::json!({"pid": dying.id(), "started": start_time(dying.id())});
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    // Reap it when it exits, as the provider does for its own children.
+    let reaper = std::thread::spawn(move || dying.wait());
+
+    let again = p.ensure(&req).await.unwrap();
+    assert!(!again.created);
+    let second = processes(&dir);
+    assert!(
+        running(second["kube-apiserver"].0),
+        "a new apiserver runs: {second:?}"
+    );
+    assert_eq!(second["etcd"], first["etcd"], "etcd kept running");
+    reaper.join().unwrap().unwrap();
+    assert_eq!(p.delete("pr-9").await.unwrap(), Deleted::Deleted);
+}
+
 /// Applies the Argo Rollouts CRDs and a Rollout with the built kubectl, and waits for the
 /// controller to give the Rollout a phase.
 fn assert_rollouts_reconcile(tmp: &Path, kubeconfig: &ephemera::providers::Kubeconfig) {

@@ -138,7 +138,19 @@ pub async fn converge(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, P
     loop {
         attempt += 1;
         match converge_once(dir, spec).await {
-            Err(e) if attempt < 3 && e.to_string().contains("address already in use") => {
+            Ok(kubeconfig) => return Ok(kubeconfig),
+            Err(Pass::AdoptedExited(component)) if attempt < 3 => {
+                // It was found running, so it was kept; it exited while the pass waited (a
+                // process killed with SIGKILL stays visible for a moment while it exits). The
+                // next pass sees it gone and starts it again.
+                tracing::info!(
+                    "local cluster {}: {component} exited while starting; starting it again",
+                    dir.name
+                );
+            }
+            Err(Pass::Failed(e))
+                if attempt < 3 && e.to_string().contains("address already in use") =>
+            {
                 // A port was taken between choosing and binding it: stop what started, take new
                 // ports, go again.
                 tracing::warn!(
@@ -151,8 +163,40 @@ pub async fn converge(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, P
                 state.processes.clear();
                 dir.write_state(&state)?;
             }
-            other => return other,
+            Err(Pass::AdoptedExited(component)) => return Err(exited(dir, component, "starting")),
+            Err(Pass::Failed(e)) => return Err(e),
         }
+    }
+}
+
+/// Why one pass over the cluster's processes did not bring it up.
+enum Pass {
+    /// A process the pass found running, and so kept, exited while the pass waited for
+    /// readiness. Another pass starts it again.
+    AdoptedExited(&'static str),
+    Failed(ProviderError),
+}
+
+impl From<ProviderError> for Pass {
+    fn from(e: ProviderError) -> Self {
+        Pass::Failed(e)
+    }
+}
+
+/// The error for a component that exited, with the end of its log.
+fn exited(dir: &ClusterDir, component: &str, what: &str) -> ProviderError {
+    let log = dir.join(&format!("logs/{component}.log"));
+    ProviderError::Command {
+        command: component.to_string(),
+        status: format!(
+            "an error while waiting for {what} on local cluster {}",
+            dir.name
+        ),
+        output: format!(
+            "last lines of {}:\n{}",
+            log.display(),
+            process::log_tail(&log, 25)
+        ),
     }
 }
 
@@ -178,7 +222,7 @@ pub async fn stop_all(state: &State) -> Result<(), ProviderError> {
     Ok(())
 }
 
-async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, ProviderError> {
+async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, Pass> {
     create_private_dir(&dir.path)?;
     let mut state = dir.read_state()?.unwrap_or_default();
     let pki = Pki::new(dir.join("pki"));
@@ -199,14 +243,20 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
         ports: state.ports,
         kubeconfig: &kubeconfig_path,
     };
+    let mut kept = Vec::new();
     for component in ["etcd", "kube-apiserver"] {
-        ensure_running(dir, spec, &mut state, component, &args)?;
+        if !ensure_running(dir, spec, &mut state, component, &args)? {
+            kept.push(component);
+        }
     }
     let watched = ["etcd", "kube-apiserver"];
     wait_for(
         dir,
         &state,
-        &watched,
+        Watched {
+            all: &watched,
+            kept: &kept,
+        },
         "kube-apiserver /readyz",
         spec.timeouts.apiserver,
         || readyz(&client),
@@ -218,14 +268,17 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
         &dir.join("kube-scheduler.yaml"),
         scheduler_config(&kubeconfig_path).as_bytes(),
     )?;
-    for component in ["kube-controller-manager", "kube-scheduler", "kwok"] {
-        ensure_running(dir, spec, &mut state, component, &args)?;
-    }
-    // Its informers retry until the Argo Rollouts add-on creates the CRDs.
     let mut all = super::bins::COMPONENTS.to_vec();
+    // Its informers retry until the Argo Rollouts add-on creates the CRDs.
     if spec.bins.contains_key(ROLLOUTS) {
-        ensure_running(dir, spec, &mut state, ROLLOUTS, &args)?;
         all.push(ROLLOUTS);
+    }
+    for component in all.iter().copied() {
+        if !["etcd", "kube-apiserver"].contains(&component)
+            && !ensure_running(dir, spec, &mut state, component, &args)?
+        {
+            kept.push(component);
+        }
     }
     let names = node_names(spec.nodes);
     create_nodes(&client, &names).await?;
@@ -233,7 +286,11 @@ async fn converge_once(dir: &ClusterDir, spec: &Spec<'_>) -> Result<Kubeconfig, 
         "{} Ready and ServiceAccount default/default",
         names.join(", ")
     );
-    wait_for(dir, &state, &all, &what, spec.timeouts.nodes, || {
+    let watched = Watched {
+        all: &all,
+        kept: &kept,
+    };
+    wait_for(dir, &state, watched, &what, spec.timeouts.nodes, || {
         nodes_ready(&client, &names)
     })
     .await?;
@@ -365,16 +422,17 @@ fn scheduler_config(kubeconfig: &Path) -> String {
     .unwrap_or_default()
 }
 
-/// Starts `component` unless its recorded process is alive; records the new process.
+/// Starts `component` unless its recorded process is alive; records the new process. Returns
+/// whether it started one.
 fn ensure_running(
     dir: &ClusterDir,
     spec: &Spec<'_>,
     state: &mut State,
     component: &'static str,
     args: &Args<'_>,
-) -> Result<(), ProviderError> {
+) -> Result<bool, ProviderError> {
     if state.processes.get(component).is_some_and(Proc::alive) {
-        return Ok(());
+        return Ok(false);
     }
     let program = spec
         .bins
@@ -400,42 +458,41 @@ fn ensure_running(
         },
     )?;
     state.processes.insert(component.to_string(), p);
-    dir.write_state(state)
+    dir.write_state(state)?;
+    Ok(true)
 }
 
-/// Polls `check` every 100 ms until it passes; fails early, with its log, when one of `watched`
-/// exits, and at the deadline with the last answer.
+/// The processes a readiness wait watches, and which of them this pass found running and kept.
+#[derive(Clone, Copy)]
+struct Watched<'a> {
+    all: &'a [&'static str],
+    kept: &'a [&'static str],
+}
+
+/// Polls `check` every 100 ms until it passes; stops early when one of the watched processes
+/// exits (with its log when this pass started it), and at the deadline with the last answer.
 async fn wait_for<F, Fut>(
     dir: &ClusterDir,
     state: &State,
-    watched: &[&str],
+    watched: Watched<'_>,
     what: &str,
     timeout: Duration,
     mut check: F,
-) -> Result<(), ProviderError>
+) -> Result<(), Pass>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let deadline = Instant::now() + timeout;
     loop {
-        for c in watched {
+        for c in watched.all {
             if let Some(p) = state.processes.get(*c)
                 && !p.alive()
             {
-                let log = dir.join(&format!("logs/{c}.log"));
-                return Err(ProviderError::Command {
-                    command: (*c).to_string(),
-                    status: format!(
-                        "an error while waiting for {what} on local cluster {}",
-                        dir.name
-                    ),
-                    output: format!(
-                        "last lines of {}:\n{}",
-                        log.display(),
-                        process::log_tail(&log, 25)
-                    ),
-                });
+                if watched.kept.contains(c) {
+                    return Err(Pass::AdoptedExited(c));
+                }
+                return Err(Pass::Failed(exited(dir, c, what)));
             }
         }
         let last = match tokio::time::timeout(Duration::from_secs(3), check()).await {
@@ -444,11 +501,11 @@ where
             Err(_) => "no answer within 3s".into(),
         };
         if Instant::now() >= deadline {
-            return Err(ProviderError::Timeout {
+            return Err(Pass::Failed(ProviderError::Timeout {
                 what: format!("{what} on local cluster {}", dir.name),
                 seconds: timeout.as_secs(),
                 last_state: last,
-            });
+            }));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
