@@ -67,12 +67,19 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
 }
 
 /// A duration flag (`30s`, `15m`, `1h`).
+/// A waiting deadline given on the command line: a duration of at least one second.
 pub(super) fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
-    ephemera::config::duration::parse(value, &['s', 'm', 'h', 'd']).map_err(|message| {
-        ephemera::Error::from(ephemera::names::NameError::Invalid {
+    let invalid = |message| {
+        anyhow::Error::from(ephemera::Error::from(ephemera::names::NameError::Invalid {
             what: flag.into(),
             message,
-        })
-        .into()
-    })
+        }))
+    };
+    let d = ephemera::config::duration::parse(value, &['s', 'm', 'h', 'd']).map_err(invalid)?;
+    if d.is_zero() {
+        return Err(invalid(format!(
+            "{value:?} would give up before starting; give at least 1s"
+        )));
+    }
+    Ok(d)
 }

@@ -676,21 +676,25 @@ fn is_field_path(s: &str) -> bool {
         )
 }
 
-/// Control characters (line breaks included) escaped, so every error stays on one line.
+/// Control characters (line breaks included) escaped, so every error stays on one line; a long
+/// run without spaces (a value pasted from a file) is cut, so an error never echoes megabytes.
 fn one_line(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect()
-    } else {
-        s.to_string()
-    }
+    const LONGEST_RUN: usize = 120;
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    escaped
+        .split(' ')
+        .map(|run| cut(run, LONGEST_RUN))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An environment file, parsed and validated, with its [`Source`].
@@ -716,15 +720,51 @@ pub fn load(path: &Path) -> Result<Environment, ConfigError> {
 /// As [`load`].
 pub fn load_with_source(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
+    let read_error = |message: String| ConfigError::Read {
         file: file.clone(),
-        message: io_message(&e),
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
-        file: file.clone(),
-        message: "not UTF-8 text, so not YAML".into(),
-    })?;
+        message,
+    };
+    let bytes = read_limited(path, MAX_FILE_BYTES).map_err(read_error)?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| read_error("not UTF-8 text, so not YAML".into()))?;
     parse(&file, &text)
+}
+
+/// The largest environment file (or template) read: far above any real one, and small enough
+/// that a wrong path (a log, an image, `/dev/zero`) is refused at once instead of read whole.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a regular file of at most `limit` bytes. Anything else is refused before it is opened
+/// for reading: a FIFO would block forever, a device could be endless.
+///
+/// # Errors
+/// A message for after the file's name: not found, not a regular file, too large, unreadable.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| io_message(&e))?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    if !kind.is_file() {
+        return Err("is not a regular file (a FIFO, socket or device); give a file".into());
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "is {} bytes; files over {limit} bytes are refused",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| io_message(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "is over {limit} bytes; files that large are refused"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn io_message(e: &std::io::Error) -> String {
@@ -742,16 +782,32 @@ fn io_message(e: &std::io::Error) -> String {
 /// As [`load`].
 pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     let source = Source::new(file, text);
-    let at =
-        |loc: Option<serde_saphyr::Location>, path: &str, message: String| ConfigError::Invalid {
+    let at = |e: &serde_saphyr::Error, path: &str| {
+        let message = saphyr_message(e, text);
+        let pos = e
+            .location()
+            .filter(|l| l.line() > 0)
+            .map(|l| (l.line(), l.column()));
+        // The parser places some errors by position only: name the field there (for a
+        // duplicate key, the field it repeats).
+        let duplicate = match inner_error(e) {
+            serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => Some(k.as_str()),
+            _ => None,
+        };
+        let path = match (pos, duplicate) {
+            (Some(p), Some(key)) if path.is_empty() => {
+                source.positions.duplicated(p, key).unwrap_or(path)
+            }
+            (Some(p), None) if path.is_empty() => source.positions.on_line(p).unwrap_or(path),
+            _ => path,
+        };
+        ConfigError::Invalid {
             file: file.to_string(),
-            pos: loc
-                .filter(|l| l.line() > 0)
-                .map(|l| (l.line(), l.column()))
-                .or_else(|| source.positions.find(path)),
+            pos: pos.or_else(|| source.positions.find(path)),
             path: path.to_string(),
             message: one_line(&message),
-        };
+        }
+    };
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -763,8 +819,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     }
     // First as plain data: syntax errors, and a wrong apiVersion or kind, come before any
     // complaint about fields that would only confuse when the file is not an Environment at all.
-    let doc: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| at(e.location(), "", saphyr_message(&e, text)))?;
+    let doc: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| at(&e, ""))?;
     let Some(map) = doc.as_object() else {
         return Err(source.error(
             "",
@@ -789,21 +844,65 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     })
     .map_err(|e| {
         let p = if path == "." { "" } else { path.as_str() };
-        at(e.location(), p, saphyr_message(&e, text))
+        at(&e, p)
     })?;
     validate::validate(&env)
         .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
     Ok(Loaded { env, source })
 }
 
-/// The deserializer's message without its location suffix or source snippet.
-fn saphyr_message(e: &serde_saphyr::Error, text: &str) -> String {
-    use serde_saphyr::MessageFormatter as _;
+/// The error inside the deserializer's alias and snippet wrappers.
+fn inner_error(e: &serde_saphyr::Error) -> &serde_saphyr::Error {
     let mut inner = e;
     while let serde_saphyr::Error::AliasError { error, .. }
     | serde_saphyr::Error::WithSnippet { error, .. } = inner
     {
         inner = error;
+    }
+    inner
+}
+
+/// The deserializer's message without its location suffix or source snippet.
+fn saphyr_message(e: &serde_saphyr::Error, text: &str) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    let inner = inner_error(e);
+    use serde_saphyr::Error as E;
+    match inner {
+        E::DuplicateMappingKey { key, .. } => {
+            return match key {
+                Some(k) => format!(
+                    "the key {:?} appears twice in this mapping; keep one",
+                    cut(k, 40)
+                ),
+                None => "a key appears twice in this mapping; keep one".into(),
+            };
+        }
+        E::MultipleDocuments { .. } => {
+            return "a second YAML document (after ---); an environment file holds exactly one"
+                .into();
+        }
+        E::Budget { .. }
+        | E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            return "the file expands to too much data (anchors and aliases nested or repeated \
+                    beyond ephemera's limits); write the values out"
+                .into();
+        }
+        E::ExpectedMappingEndAfterEnumVariantValue { location } => {
+            let extra = scalar_at(text, location.line(), location.column())
+                .and_then(|s| s.split(':').next().map(|k| k.trim().to_string()))
+                .filter(|k| !k.is_empty());
+            return match extra {
+                Some(k) => format!(
+                    "{k:?} cannot stand beside the key before it: this mapping takes exactly one key"
+                ),
+                None => "this mapping takes exactly one key; another one follows it".into(),
+            };
+        }
+        E::UnknownAnchor { .. } => return "an alias (*name) names no anchor (&name)".into(),
+        _ => {}
     }
     if let serde_saphyr::Error::InvalidScalar { ty, location } = inner {
         let expected = match *ty {
@@ -822,6 +921,18 @@ fn saphyr_message(e: &serde_saphyr::Error, text: &str) -> String {
     serde_saphyr::DefaultMessageFormatter
         .format_message(inner)
         .into_owned()
+}
+
+/// `s` cut to at most `max` characters, with an ellipsis when cut, for messages: a value from a
+/// file may be megabytes long.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max).collect();
+        out.push('…');
+        out
+    }
 }
 
 /// The plain scalar starting at 1-based `line`:`column` of `text`, for messages (at most 40

@@ -134,6 +134,33 @@ impl Positions {
     }
 }
 
+impl Positions {
+    /// The field whose key stands on the line of `pos`, at or before its column (for errors the
+    /// parser places at a value by position only, such as an alias to no anchor).
+    pub fn on_line(&self, pos: Pos) -> Option<&str> {
+        self.map
+            .iter()
+            .filter(|(path, at)| at.0 == pos.0 && at.1 <= pos.1 && !path.is_empty())
+            .max_by_key(|(_, at)| at.1)
+            .map(|(path, _)| path.as_str())
+    }
+
+    /// The path of the field named `key` that a repeated `key` at `pos` duplicates: the nearest
+    /// earlier key of that name in the same column (the parser places a duplicate key by
+    /// position only).
+    pub fn duplicated(&self, pos: Pos, key: &str) -> Option<&str> {
+        self.map
+            .iter()
+            .filter(|(path, at)| {
+                at.1 == pos.1
+                    && at.0 < pos.0
+                    && (path.as_str() == key || path.ends_with(&format!(".{key}")))
+            })
+            .max_by_key(|(_, at)| at.0)
+            .map(|(path, _)| path.as_str())
+    }
+}
+
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()

@@ -306,6 +306,37 @@ fn cases() -> Vec<Case> {
             "templates/app/20-rollout.yaml.hbs:",
         ),
         case(
+            "duplicate key",
+            Edit("  replicas: 1\n", "  replicas: 1\n  replicas: 2\n"),
+            ":14:3: app.replicas: the key \"replicas\" appears twice in this mapping; keep one",
+        ),
+        case(
+            "two documents",
+            Edit("ttl: 2h\n", "ttl: 2h\n---\nttl: 3h\n"),
+            ":24:1: a second YAML document (after ---); an environment file holds exactly one",
+        ),
+        case(
+            "alias bomb",
+            Edit(
+                "  name: t\n",
+                "  name: t\n  labels: &a0 [x, x, x, x, x, x, x, x]\n  l1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n  l2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\n  l3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\n  l4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n  l5: &a5 [*a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4]\n  l6: &a6 [*a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5]\n  l7: [*a6, *a6, *a6, *a6, *a6, *a6, *a6, *a6]\n",
+            ),
+            "the file expands to too much data",
+        ),
+        case(
+            "alias to no anchor",
+            Edit("  replicas: 1\n", "  replicas: *nothing\n"),
+            ":13:13: app.replicas: an alias (*name) names no anchor (&name)",
+        ),
+        case(
+            "second key in a canary step",
+            Edit(
+                "    - setWeight: 20\n",
+                "    - setWeight: 20\n      colour: blue\n",
+            ),
+            ":17:7: app.canary.steps[0].setWeight: \"colour\" cannot stand beside the key before it",
+        ),
+        case(
             "template renders no object",
             Args(&[
                 "--pr",
@@ -473,4 +504,90 @@ fn usage_errors_exit_2() {
         );
         assert!(!stderr(&o).contains("panicked"));
     }
+}
+
+/// Runs `ephemera ARGS` with HOME and the XDG directories in `home`, so a test can check that
+/// nothing was written; gives up after 20 s (a read that blocks would hang the test otherwise).
+fn run_in(home: &Path, args: &[&str]) -> std::process::Output {
+    ephemera()
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .args(args)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap()
+}
+
+/// `plan --env FILE --pr 7 --image IMAGE`.
+fn plan_args(file: &str) -> Vec<&str> {
+    vec!["plan", "--env", file, "--pr", "7", "--image", IMAGE]
+}
+
+fn assert_one_line_exit_2(o: &std::process::Output, expect: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains(expect), "{err}");
+    assert!(stdout(o).is_empty());
+}
+
+#[test]
+fn special_and_oversized_files_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("env.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, format!("{BASE}# {}\n", "x".repeat(2 * 1024 * 1024))).unwrap();
+    for (file, expect) in [
+        (fifo.to_str().unwrap(), "env.fifo: is not a regular file"),
+        ("/dev/zero", "/dev/zero: is not a regular file"),
+        (big.to_str().unwrap(), "big.yaml: is 2097"),
+    ] {
+        let o = run_in(dir.path(), &plan_args(file));
+        assert_one_line_exit_2(&o, expect);
+    }
+}
+
+#[test]
+fn a_huge_value_is_cut_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env.yaml");
+    let huge = format!("9{}", "x".repeat(600_000));
+    for (from, to, place) in [
+        (
+            "replicas: 1",
+            format!("replicas: {huge}"),
+            ":13:13: app.replicas:",
+        ),
+        ("name: cats", format!("name: c{huge}"), ":12:3: app.name:"),
+    ] {
+        std::fs::write(&env, BASE.replace(from, &to)).unwrap();
+        let o = run_in(dir.path(), &plan_args(env.to_str().unwrap()));
+        assert_one_line_exit_2(&o, place);
+        assert!(stderr(&o).len() < 1000, "{} bytes", stderr(&o).len());
+    }
+}
+
+#[test]
+fn up_refuses_a_zero_timeout_before_it_creates_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env.yaml");
+    std::fs::write(&env, BASE).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut args = plan_args(env.to_str().unwrap());
+    args[0] = "up";
+    args.extend(["--timeout", "0s"]);
+    let o = run_in(&home, &args);
+    assert_one_line_exit_2(&o, "--timeout: \"0s\" would give up before starting");
+    assert_eq!(
+        std::fs::read_dir(&home).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
