@@ -288,12 +288,31 @@ fn is_path_component(s: &str) -> bool {
     true
 }
 
+/// `owner/name` as GitHub spells repositories: an owner of letters, digits, '-' and '_' (Enterprise
+/// managed users carry `_shortcode`), and a name of letters, digits, '-', '_' and '.', neither `.`
+/// nor `..`.
+fn is_repository(s: &str) -> bool {
+    let Some((owner, name)) = s.split_once('/') else {
+        return false;
+    };
+    let ok = |part: &str, extra: &[u8], max: usize| {
+        !part.is_empty()
+            && part.len() <= max
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    ok(owner, b"-_", 39) && ok(name, b"-_.", 100) && name != "." && name != ".."
+}
+
 fn is_lower_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
 fn is_registry(s: &str) -> bool {
-    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    let port_ok = |p: &str| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|port| port > 0)
+    };
     if let Some(rest) = s.strip_prefix('[') {
         // [IPv6] or [IPv6]:port
         let Some((host, after)) = rest.split_once(']') else {
@@ -404,6 +423,18 @@ impl Untrusted {
                 ));
             }
         }
+        if let Some(r) = &u.repository
+            && !is_repository(r)
+        {
+            return Err(invalid(
+                "--repository",
+                format!(
+                    "{} is not owner/name (letters, digits, '-', '_' and '.'; from the flag or \
+                     GITHUB_REPOSITORY)",
+                    shown(r)
+                ),
+            ));
+        }
         Ok(u)
     }
 }
@@ -437,6 +468,26 @@ mod tests {
         );
         for bad in ["", "-a", "a-", "a_b", "a.b", "a b", "ä"] {
             assert!(EnvName::from_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repositories_are_owner_slash_name() {
+        let repo = |r: &str| Untrusted::collect(None, None, Some(r.into()), |_| None);
+        for good in ["acme/cats", "octo_acme/cats.api", "a-b/c_d-e.f"] {
+            assert!(repo(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "acme",
+            "acme/",
+            "/cats",
+            "acme/cats/x",
+            "acme/..",
+            "ac me/cats",
+            "acme/c$t",
+        ] {
+            let err = repo(bad).unwrap_err().to_string();
+            assert!(err.starts_with("--repository: "), "{bad}: {err}");
         }
     }
 
@@ -488,6 +539,10 @@ mod tests {
             "cats:a:b",
             "cats$(rm -rf /)",
             "ghcr.io:abc/cats",
+            "localhost:65536/cats",
+            "localhost:0/cats",
+            "localhost:99999999/cats",
+            "[::1]:70000/cats",
         ] {
             assert!(
                 ImageRef::parse("--image", bad).is_err(),

@@ -306,6 +306,21 @@ fn cases() -> Vec<Case> {
             "templates/app/20-rollout.yaml.hbs:",
         ),
         case(
+            "image registry port out of range",
+            Args(&["--pr", "7", "--image", "localhost:65536/cats:1"]),
+            "--image: ",
+        ),
+        case(
+            "repository not owner/name",
+            Args(&["--pr", "7", "--repository", "acme"]),
+            "--repository: \"acme\" is not owner/name",
+        ),
+        case(
+            "repository with a path",
+            Args(&["--pr", "7", "--repository", "acme/cats/../x"]),
+            "--repository: ",
+        ),
+        case(
             "duplicate key",
             Edit("  replicas: 1\n", "  replicas: 1\n  replicas: 2\n"),
             ":14:3: app.replicas: the key \"replicas\" appears twice in this mapping; keep one",
