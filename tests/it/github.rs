@@ -577,7 +577,9 @@ mod action {
             .find(|s| s["id"] == "run")
             .expect("a step with id run");
         let env = run["env"].as_object().unwrap();
-        let script = std::fs::read_to_string(root().join("scripts/github/run.sh")).unwrap();
+        let script = ["run.sh", "api.sh"]
+            .map(|f| std::fs::read_to_string(root().join("scripts/github").join(f)).unwrap())
+            .concat();
         for (input, _) in doc["inputs"].as_object().unwrap() {
             if matches!(input.as_str(), "token" | "version") {
                 continue;
@@ -588,7 +590,7 @@ mod action {
                 Some(format!("${{{{ inputs.{input} }}}}").as_str()),
                 "{var}"
             );
-            assert!(script.contains(&var), "run.sh reads {var}");
+            assert!(script.contains(&var), "run.sh or api.sh reads {var}");
         }
         for key in ["url", "name", "expires-at"] {
             assert_eq!(
@@ -772,46 +774,47 @@ mod action {
     }
 
     #[test]
-    fn gc_lists_open_prs_with_gh_and_refuses_a_truncated_list() {
+    fn gc_lists_every_page_of_open_prs_through_the_api() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        fake.page_size(2);
+        for n in [3, 5, 8, 13, 21] {
+            fake.set_pull(PullRequest::open(n, &format!("b{n}"), &"a".repeat(40)));
+        }
+        let mut closed = PullRequest::open(34, "b34", &"b".repeat(40));
+        closed.state = "closed".into();
+        fake.set_pull(closed);
         let bin = Bin::new();
-        bin.script(
-            "gh",
-            "#!/bin/sh\necho \"$@\" > \"$RUNNER_TEMP/gh-args\"\necho '[{\"number\":12},{\"number\":15}]'\n",
-        );
-        let out = bin.run(
-            "run.sh",
-            &[
-                ("INPUT_COMMAND", "gc"),
-                ("INPUT_ENV", "environments/pr-aks.yaml"),
-                ("INPUT_OPEN_PRS", "auto"),
-                ("GITHUB_REPOSITORY", "acme/shop"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut env: Vec<(&str, String)> = fake.env(&"a".repeat(40));
+        env.extend([
+            ("INPUT_COMMAND", "gc".to_string()),
+            ("INPUT_ENV", "environments/pr-aks.yaml".into()),
+            ("INPUT_OPEN_PRS", "auto".into()),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = bin.run("run.sh", &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         let args = bin.args();
         assert_eq!(
             args[..4],
             ["gc", "--env", "environments/pr-aks.yaml", "--open-prs"]
         );
         assert_eq!(
-            std::fs::read_to_string(&args[4]).unwrap().trim(),
-            r#"[{"number":12},{"number":15}]"#
+            std::fs::read_to_string(&args[4]).unwrap(),
+            "3\n5\n8\n13\n21\n"
         );
-        let gh = std::fs::read_to_string(bin.path().join("gh-args")).unwrap();
-        assert!(
-            gh.contains("pr list --repo acme/shop --state open --json number"),
-            "{gh}"
+        assert_eq!(
+            fake.count("GET", "/pulls"),
+            4,
+            "three pages of at most two, then the empty page that ends the list"
         );
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains(crate::common::fake_github::TOKEN));
 
+        // An API that cannot be reached: no list, so no gc (it would delete open PRs' previews).
         let bin = Bin::new();
-        bin.script(
-            "gh",
-            "#!/bin/sh\nprintf '['; i=1; while [ $i -le 5000 ]; do printf '{\"number\":%d},' $i; i=$((i+1)); done; echo '{\"number\":0}]'\n",
-        );
         let out = bin.run(
             "run.sh",
             &[
@@ -819,11 +822,119 @@ mod action {
                 ("INPUT_ENV", "e.yaml"),
                 ("INPUT_OPEN_PRS", "auto"),
                 ("GITHUB_REPOSITORY", "a/b"),
+                ("GITHUB_API_URL", "http://127.0.0.1:1"),
+                ("GITHUB_TOKEN", "t"),
             ],
         );
         assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("more than 5000 open PRs"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot list the open PRs"));
         assert!(bin.args().is_empty());
+    }
+
+    /// `command: check` against the fake API: which open PR a build was for, and what its
+    /// preview does.
+    #[test]
+    fn check_finds_the_pr_and_gates_forks_and_drafts_on_the_label() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        fake.set_pull(PullRequest::open(1, "feature", &a));
+        let mut fork = PullRequest::open(2, "main", &a);
+        fork.head_repo = "mallory/shop".into();
+        fake.set_pull(fork.clone());
+        let mut draft = PullRequest::open(3, "wip", &a);
+        draft.draft = true;
+        fake.set_pull(draft);
+        let check = |sha: &str, head_repo: &str, branch: &str| {
+            let bin = Bin::new();
+            let out_file = bin.path().join("out");
+            let mut env: Vec<(&str, String)> = fake.env(sha);
+            env.extend([
+                ("INPUT_COMMAND", "check".to_string()),
+                ("INPUT_SHA", sha.into()),
+                ("INPUT_HEAD_REPOSITORY", head_repo.into()),
+                ("INPUT_BRANCH", branch.into()),
+                ("INPUT_LABEL", "preview ok".into()),
+                ("GITHUB_OUTPUT", out_file.display().to_string()),
+            ]);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = bin.run("run.sh", &env);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(bin.args().is_empty(), "check never runs ephemera");
+            std::fs::read_to_string(out_file).unwrap()
+        };
+        let out = check(&a, "acme/shop", "feature");
+        assert!(out.contains("pr=1\nstate=preview\n"), "{out}");
+        let out = check(&b, "acme/shop", "feature");
+        assert!(out.contains("pr=1\nstate=superseded\n"), "{out}");
+        let out = check(&a, "acme/shop", "gone");
+        assert!(out.contains("pr=\nstate=closed\n"), "{out}");
+        let out = check(&a, "mallory/shop", "main");
+        assert!(out.contains("pr=2\nstate=no-label\n"), "{out}");
+        assert!(
+            out.contains("fork PR gets a preview only with the label preview ok"),
+            "{out}"
+        );
+        let out = check(&a, "acme/shop", "wip");
+        assert!(out.contains("pr=3\nstate=no-label\n"), "{out}");
+        fork.labels = vec!["preview ok".into()];
+        fake.set_pull(fork);
+        let out = check(&a, "mallory/shop", "main");
+        assert!(out.contains("pr=2\nstate=preview\n"), "{out}");
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    }
+
+    /// Every command, with every input set, through run.sh to the real binary: each gets only
+    /// flags it accepts (ephemera answers exit 2 and "unexpected argument" to any other).
+    #[test]
+    fn every_command_gets_only_flags_it_accepts() {
+        let bin = Bin::new();
+        std::fs::remove_file(bin.path().join("ephemera")).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ephemera"), bin.path().join("ephemera"))
+            .unwrap();
+        let open_prs = bin.path().join("open-prs.txt");
+        std::fs::write(&open_prs, "1\n").unwrap();
+        // A file that does not exist: clap checks the flags first, then the file is refused,
+        // so nothing is ever created.
+        let env_file = bin.path().join("missing.yaml");
+        for cmd in [
+            "up", "plan", "deploy", "down", "gc", "extend", "promote", "abort", "status", "list",
+            "notify",
+        ] {
+            let home = bin.path().join(format!("home-{cmd}"));
+            let out = bin.run(
+                "run.sh",
+                &[
+                    ("INPUT_COMMAND", cmd),
+                    ("INPUT_ENV", env_file.to_str().unwrap()),
+                    ("INPUT_PR", "7"),
+                    ("INPUT_IMAGE", "ghcr.io/acme/shop:pr-7"),
+                    ("INPUT_BRANCH", "feature"),
+                    ("INPUT_TITLE", "A title"),
+                    ("INPUT_SHA", "1111111111111111111111111111111111111111"),
+                    ("INPUT_BY", "2h"),
+                    ("INPUT_OPEN_PRS", open_prs.to_str().unwrap()),
+                    ("INPUT_OUTCOME", "failure"),
+                    ("INPUT_MESSAGE", "the build failed"),
+                    ("INPUT_GITHUB", "false"),
+                    ("HOME", home.to_str().unwrap()),
+                    ("XDG_CACHE_HOME", home.to_str().unwrap()),
+                ],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("unexpected argument") && !stderr.contains("Usage:"),
+                "{cmd}: {stderr}"
+            );
+            assert!(
+                stderr.contains("missing.yaml"),
+                "{cmd}: parsed, then the file: {stderr}"
+            );
+        }
     }
 
     /// A release of v1.2.3 for Linux/X64, as gh would download it; `tamper` corrupts the sum.
