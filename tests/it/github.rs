@@ -531,7 +531,8 @@ mod action {
         serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    const WORKFLOWS: [&str; 4] = [
+    const WORKFLOWS: [&str; 5] = [
+        "scripts/github/release.yml",
         "scripts/github/pr-open.yml",
         "scripts/github/pr-preview.yml",
         "scripts/github/pr-closed.yml",
@@ -581,7 +582,7 @@ mod action {
             .map(|f| std::fs::read_to_string(root().join("scripts/github").join(f)).unwrap())
             .concat();
         for (input, _) in doc["inputs"].as_object().unwrap() {
-            if matches!(input.as_str(), "token" | "version") {
+            if matches!(input.as_str(), "token" | "version" | "verify-attestation") {
                 continue;
             }
             let var = format!("INPUT_{}", input.to_uppercase().replace('-', "_"));
@@ -937,27 +938,32 @@ mod action {
         }
     }
 
-    /// A release of v1.2.3 for Linux/X64, as gh would download it; `tamper` corrupts the sum.
+    const PINNED: &str = "c0ffee0000000000000000000000000000000123";
+
+    /// A release of v1.2.3 for Linux/X64 (v1.2.3 and v1 name commit [`PINNED`]), as gh would
+    /// download it; `tamper` corrupts the sum. The `gh` stand-in serves `release download` from
+    /// it and `api .../tags` through jq, as `gh api --jq` does.
     fn release(bin: &Bin, tamper: bool) {
         let rel = bin.path().join("release");
-        let stage = bin.path().join("stage");
+        let dir = "ephemera-v1.2.3-x86_64-unknown-linux-gnu";
+        let stage = bin.path().join("stage").join(dir);
         std::fs::create_dir_all(&rel).unwrap();
         std::fs::create_dir_all(&stage).unwrap();
         let exe = stage.join("ephemera");
         std::fs::write(&exe, "#!/bin/sh\necho 'ephemera 1.2.3 (fake release)'\n").unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let asset = "ephemera-v1.2.3-x86_64-unknown-linux-gnu.tar.gz";
+        let asset = format!("{dir}.tar.gz");
         let ok = Command::new("tar")
             .args(["-czf"])
-            .arg(rel.join(asset))
+            .arg(rel.join(&asset))
             .arg("-C")
-            .arg(&stage)
-            .arg("ephemera")
+            .arg(bin.path().join("stage"))
+            .arg(dir)
             .status()
             .unwrap();
         assert!(ok.success());
         let mut sum = hex::encode(sha2::Sha256::digest(
-            std::fs::read(rel.join(asset)).unwrap(),
+            std::fs::read(rel.join(&asset)).unwrap(),
         ));
         if tamper {
             sum = sum.replace(&sum[..2], if &sum[..2] == "00" { "11" } else { "00" });
@@ -970,35 +976,159 @@ mod action {
             ),
         )
         .unwrap();
-        // gh release download TAG --repo R --dir D --pattern A --pattern B: copies what matches.
+        std::fs::write(
+            rel.join("tags.json"),
+            format!(
+                r#"[{{"name":"v1","commit":{{"sha":"{PINNED}"}}}},{{"name":"v1.2.3","commit":{{"sha":"{PINNED}"}}}},{{"name":"v1.2.2","commit":{{"sha":"{}"}}}}]"#,
+                "9".repeat(40)
+            ),
+        )
+        .unwrap();
+        gh_stand_in(bin, &rel, "v1.2.3");
+    }
+
+    /// A `gh` that serves release `tag` from `rel` (`release download TAG --repo R --dir D
+    /// --pattern A ...` copies what matches) and `api --paginate .../tags --jq EXPR` from
+    /// `rel/tags.json` through jq, as `gh api --jq` does; it records its arguments.
+    fn gh_stand_in(bin: &Bin, rel: &Path, tag: &str) {
         bin.script(
             "gh",
             &format!(
                 "#!/bin/bash\necho \"$@\" >> \"$RUNNER_TEMP/gh-args\"\n\
+                 if [ \"$1 $2 $3\" = 'api --paginate repos/acme/ephemera/tags?per_page=100' ] && [ \"$4\" = --jq ]; then\n\
+                   exec jq -r \"$5\" {rel}/tags.json\n\
+                 fi\n\
                  [ \"$1 $2\" = 'release download' ] || exit 1\n\
-                 [ \"$3\" = v1.2.3 ] || exit 1\n\
+                 [ \"$3\" = {tag} ] || exit 1\n\
                  dir=; pats=(); shift 3\n\
                  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2;; --pattern) pats+=(\"$2\"); shift 2;; *) shift;; esac; done\n\
-                 for p in \"${{pats[@]}}\"; do cp {}/\"$p\" \"$dir/\" || exit 1; done\n",
-                rel.display()
+                 for p in \"${{pats[@]}}\"; do cp {rel}/\"$p\" \"$dir/\" || exit 1; done\n",
+                rel = rel.display()
             ),
         );
     }
 
-    fn install(bin: &Bin) -> Output {
-        let gh_path = bin.path().join("github-path");
-        let action_path = root();
-        bin.run(
-            "install.sh",
+    /// scripts/release packages the binary these tests built, exactly as release.yml does on
+    /// each runner; install.sh installs it from that output and the installed binary runs.
+    #[test]
+    fn a_release_made_by_scripts_release_installs_and_runs() {
+        let bin = Bin::new();
+        let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
+        let dist = bin.path().join("dist");
+        let out = Command::new(root().join("scripts/release"))
+            .arg(&tag)
+            .arg(&dist)
+            .env("EPHEMERA_RELEASE_BIN", env!("CARGO_BIN_EXE_ephemera"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let name = archive.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with(&format!("ephemera-{tag}-")) && name.ends_with(".tar.gz"),
+            "{name}"
+        );
+        let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&archive).unwrap()));
+        assert_eq!(sums, format!("{digest}  {name}\n"));
+
+        gh_stand_in(&bin, &dist, &tag);
+        // The runner's names for this machine, as install.sh maps them back to the target.
+        let (os, arch) = match (std::env::consts::OS, std::env::consts::ARCH) {
+            ("linux", "x86_64") => ("Linux", "X64"),
+            ("linux", "aarch64") => ("Linux", "ARM64"),
+            ("macos", "x86_64") => ("macOS", "X64"),
+            ("macos", "aarch64") => ("macOS", "ARM64"),
+            other => panic!("no release target for {other:?}"),
+        };
+        let out = install_at(
+            &bin,
+            &root(),
             &[
-                ("GITHUB_ACTION_PATH", action_path.to_str().unwrap()),
-                ("GITHUB_ACTION_REF", "v1.2.3"),
-                ("GITHUB_ACTION_REPOSITORY", "acme/ephemera"),
-                ("GITHUB_PATH", gh_path.to_str().unwrap()),
-                ("RUNNER_OS", "Linux"),
-                ("RUNNER_ARCH", "X64"),
+                ("GITHUB_ACTION_REF", &tag),
+                ("RUNNER_OS", os),
+                ("RUNNER_ARCH", arch),
             ],
-        )
+        );
+        let stdout = succeeded(&out);
+        assert!(stdout.contains("matches SHA256SUMS"), "{stdout}");
+        let installed = bin.path().join("ephemera-bin/ephemera");
+        let out = Command::new(&installed).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("ephemera {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    /// Asserts the script succeeded (showing its stderr if not); its stdout.
+    fn succeeded(out: &Output) -> String {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn install(bin: &Bin) -> Output {
+        install_at(bin, &root(), &[("GITHUB_ACTION_REF", "v1.2.3")])
+    }
+
+    /// install.sh as the runner runs it for an action unpacked at `action_path`.
+    fn install_at(bin: &Bin, action_path: &Path, extra: &[(&str, &str)]) -> Output {
+        let gh_path = bin.path().join("github-path");
+        let mut env = vec![
+            ("GITHUB_ACTION_PATH", action_path.to_str().unwrap()),
+            ("GITHUB_ACTION_REPOSITORY", "acme/ephemera"),
+            ("GITHUB_PATH", gh_path.to_str().unwrap()),
+            ("RUNNER_OS", "Linux"),
+            ("RUNNER_ARCH", "X64"),
+        ];
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k, v));
+        }
+        bin.run("install.sh", &env)
+    }
+
+    /// Pinned at a commit, with GITHUB_ACTION_REF and GITHUB_ACTION_REPOSITORY empty
+    /// (actions/runner#2473): the ref and repository come from where the runner unpacked the
+    /// action, and the release is the one whose tag names that commit.
+    #[test]
+    fn install_takes_the_release_of_the_pinned_commit_when_the_runner_says_nothing() {
+        let bin = Bin::new();
+        release(&bin, false);
+        let unpacked = bin.path().join("_actions/acme/ephemera").join(PINNED);
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let out = install_at(
+            &bin,
+            &unpacked,
+            &[("GITHUB_ACTION_REF", ""), ("GITHUB_ACTION_REPOSITORY", "")],
+        );
+        let stdout = succeeded(&out);
+        assert!(stdout.contains("installing release v1.2.3"), "{stdout}");
+        assert!(stdout.contains("ephemera 1.2.3 (fake release)"), "{stdout}");
+
+        // A commit no release tag names, and a branch: clear errors, nothing installed.
+        for (ref_, says) in [
+            ("1".repeat(40), "has no release"),
+            ("main".to_string(), "no release tag or commit"),
+        ] {
+            let bin = Bin::new();
+            release(&bin, false);
+            let out = install_at(&bin, &root(), &[("GITHUB_ACTION_REF", &ref_)]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && stderr.contains(says),
+                "{ref_}: {stderr}"
+            );
+            assert!(!bin.path().join("ephemera-bin/ephemera").exists());
+        }
     }
 
     #[test]
