@@ -59,8 +59,14 @@ pub fn run(args: NotifyArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         ));
     }
     let env = ephemera::config::load(&args.env)?;
-    let (name, _) = ephemera::plan::target(&env, args.pr.as_deref(), args.name.as_deref())
-        .map_err(ephemera::Error::from)?;
+    // The environment is named only when the message is about one (the PR comment needs it).
+    let name = if args.pr.is_some() || args.name.is_some() {
+        let (name, _) = ephemera::plan::target(&env, args.pr.as_deref(), args.name.as_deref())
+            .map_err(ephemera::Error::from)?;
+        Some(name)
+    } else {
+        None
+    };
     if let Some(sha) = &args.sha {
         ephemera::github::check_sha("--sha", sha).map_err(|e| invalid(&e.to_string()))?;
     }
@@ -90,8 +96,8 @@ pub fn run(args: NotifyArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
                 }
             },
         };
-        let github = match (github.flatten(), pr, outcome) {
-            (Some(s), Some(pr), Outcome::Failure) => {
+        let github = match (github.flatten(), pr.zip(name), outcome) {
+            (Some(s), Some((pr, name)), Outcome::Failure) => {
                 let mut reporter = ephemera::github::Reporter::new(s);
                 let mut data = ephemera::github::CommentData::new(
                     name,

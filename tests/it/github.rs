@@ -522,6 +522,8 @@ mod action {
     use serde_json::Value;
     use sha2::Digest;
 
+    use crate::common::actions_runner::gh_stand_in;
+
     fn root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
@@ -889,6 +891,56 @@ mod action {
         assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     }
 
+    /// `up` giving way (exit 4) is a notice and success when the PR moved on or closed, and
+    /// stays exit 4 when the run's commit is still the PR's head.
+    #[test]
+    fn up_giving_way_to_a_newer_commit_or_a_close_is_no_failure() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let up = |sha: &str| {
+            let bin = Bin::new();
+            bin.script(
+                "ephemera",
+                "#!/bin/sh\necho 'error: held by another run' >&2\nexit 4\n",
+            );
+            let out_file = bin.path().join("out");
+            let mut env: Vec<(&str, String)> = fake.env(sha);
+            env.extend([
+                ("INPUT_COMMAND", "up".to_string()),
+                ("INPUT_ENV", "e.yaml".into()),
+                ("INPUT_PR", "9".into()),
+                ("INPUT_SHA", sha.into()),
+                ("GITHUB_OUTPUT", out_file.display().to_string()),
+            ]);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = bin.run("run.sh", &env);
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let outputs = std::fs::read_to_string(out_file).unwrap_or_default();
+            (out.status.code(), printed, outputs)
+        };
+        fake.set_pull(PullRequest::open(9, "f", &new));
+        let (code, printed, outputs) = up(&old);
+        assert_eq!(code, Some(0), "{printed}");
+        assert!(
+            printed.contains("::notice") && printed.contains("moved on"),
+            "{printed}"
+        );
+        assert_eq!(outputs, "superseded=true\n");
+        let (code, printed, _) = up(&new);
+        assert_eq!(code, Some(4), "still the head: a real conflict. {printed}");
+        let mut closed = PullRequest::open(9, "f", &new);
+        closed.state = "closed".into();
+        fake.set_pull(closed);
+        let (code, printed, _) = up(&new);
+        assert_eq!(code, Some(0), "{printed}");
+        assert!(printed.contains("the PR is closed"), "{printed}");
+    }
+
     /// Every command, with every input set, through run.sh to the real binary: each gets only
     /// flags it accepts (ephemera answers exit 2 and "unexpected argument" to any other).
     #[test]
@@ -984,28 +1036,7 @@ mod action {
             ),
         )
         .unwrap();
-        gh_stand_in(bin, &rel, "v1.2.3");
-    }
-
-    /// A `gh` that serves release `tag` from `rel` (`release download TAG --repo R --dir D
-    /// --pattern A ...` copies what matches) and `api --paginate .../tags --jq EXPR` from
-    /// `rel/tags.json` through jq, as `gh api --jq` does; it records its arguments.
-    fn gh_stand_in(bin: &Bin, rel: &Path, tag: &str) {
-        bin.script(
-            "gh",
-            &format!(
-                "#!/bin/bash\necho \"$@\" >> \"$RUNNER_TEMP/gh-args\"\n\
-                 if [ \"$1 $2 $3\" = 'api --paginate repos/acme/ephemera/tags?per_page=100' ] && [ \"$4\" = --jq ]; then\n\
-                   exec jq -r \"$5\" {rel}/tags.json\n\
-                 fi\n\
-                 [ \"$1 $2\" = 'release download' ] || exit 1\n\
-                 [ \"$3\" = {tag} ] || exit 1\n\
-                 dir=; pats=(); shift 3\n\
-                 while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2;; --pattern) pats+=(\"$2\"); shift 2;; *) shift;; esac; done\n\
-                 for p in \"${{pats[@]}}\"; do cp {rel}/\"$p\" \"$dir/\" || exit 1; done\n",
-                rel = rel.display()
-            ),
-        );
+        gh_stand_in(bin.path(), &rel, "acme/ephemera", "v1.2.3");
     }
 
     /// scripts/release packages the binary these tests built, exactly as release.yml does on
@@ -1036,7 +1067,7 @@ mod action {
         let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&archive).unwrap()));
         assert_eq!(sums, format!("{digest}  {name}\n"));
 
-        gh_stand_in(&bin, &dist, &tag);
+        gh_stand_in(bin.path(), &dist, "acme/ephemera", &tag);
         // The runner's names for this machine, as install.sh maps them back to the target.
         let (os, arch) = match (std::env::consts::OS, std::env::consts::ARCH) {
             ("linux", "x86_64") => ("Linux", "X64"),

@@ -184,10 +184,7 @@ impl FakeGitHub {
     pub fn start_in_thread() -> FakeGitHub {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
+            let rt = super::runtime();
             rt.block_on(async {
                 let mut fake = FakeGitHub::start().await;
                 let stop = fake.stop.take();
