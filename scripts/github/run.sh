@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs one ephemera command for the composite action (action.yml).
+# Runs one command for the composite action (action.yml).
 #
 # Inputs arrive as INPUT_* environment variables and each becomes exactly one argument: nothing
-# here is ever evaluated, word-split or glob-expanded, so untrusted text stays data.
+# here is ever evaluated, word-split or glob-expanded, so untrusted text stays data. Each
+# ephemera subcommand gets only the flags it accepts (see `ephemera <command> --help`).
+#
+# `check` is not an ephemera command: it asks the GitHub API which open PR a `workflow_run` build
+# was for and whether that PR gets a preview (see docs/github.md, "The preview gate").
 set -euo pipefail
 
 die() {
@@ -10,57 +14,82 @@ die() {
   exit 2
 }
 
+# shellcheck source=scripts/github/api.sh
+. "$(dirname "${BASH_SOURCE[0]}")/api.sh"
+
 cmd=${INPUT_COMMAND:-up}
 case "$cmd" in
-  up | deploy | down | gc | extend | promote | abort | status | list | plan) ;;
-  *) die "command must be one of up, deploy, down, gc, extend, promote, abort, status, list, plan" ;;
+  up | deploy | down | gc | extend | promote | abort | status | list | plan | notify | check) ;;
+  *) die "command must be one of up, deploy, down, gc, extend, promote, abort, status, list, plan, notify, check" ;;
 esac
-
-args=("$cmd")
-[[ -z "${INPUT_ENV:-}" ]] || args+=(--env "$INPUT_ENV")
-if [[ -n "${INPUT_PR:-}" ]]; then
-  [[ "$INPUT_PR" =~ ^[1-9][0-9]{0,9}$ ]] || die "pr must be a PR number"
-  args+=(--pr "$INPUT_PR")
-fi
-[[ -z "${INPUT_NAME:-}" ]] || args+=(--name "$INPUT_NAME")
 
 case "${INPUT_GITHUB:-true}" in
   true | false) ;;
   *) die "github must be true or false" ;;
 esac
+github=${INPUT_GITHUB:-true}
+
+if [[ -n "${INPUT_PR:-}" && ! "$INPUT_PR" =~ ^[1-9][0-9]{0,9}$ ]]; then
+  die "pr must be a PR number"
+fi
+if [[ -n "${INPUT_SHA:-}" && ! "$INPUT_SHA" =~ ^[0-9a-f]{40}$ ]]; then
+  die "sha must be a full commit SHA (40 lower-case hex digits)"
+fi
+
+if [[ "$cmd" == check ]]; then
+  check_pr
+  exit 0
+fi
+
+args=("$cmd")
+[[ -z "${INPUT_ENV:-}" ]] || args+=(--env "$INPUT_ENV")
+
+# The environment: --pr or --name, for the commands that act on one environment.
+case "$cmd" in
+  list | gc) ;;
+  *)
+    [[ -z "${INPUT_PR:-}" ]] || args+=(--pr "$INPUT_PR")
+    [[ -z "${INPUT_NAME:-}" ]] || args+=(--name "$INPUT_NAME")
+    ;;
+esac
 
 case "$cmd" in
-  up | deploy | plan)
+  up | plan)
     [[ -z "${INPUT_IMAGE:-}" ]] || args+=(--image "$INPUT_IMAGE")
-    if [[ "$cmd" != deploy ]]; then
-      [[ -z "${INPUT_BRANCH:-}" ]] || args+=(--branch "$INPUT_BRANCH")
-      [[ -z "${INPUT_TITLE:-}" ]] || args+=(--title "$INPUT_TITLE")
-    fi
-    if [[ "$cmd" != plan ]]; then
+    [[ -z "${INPUT_BRANCH:-}" ]] || args+=(--branch "$INPUT_BRANCH")
+    [[ -z "${INPUT_TITLE:-}" ]] || args+=(--title "$INPUT_TITLE")
+    if [[ "$cmd" == up ]]; then
       [[ -z "${INPUT_SHA:-}" ]] || args+=(--sha "$INPUT_SHA")
-      [[ "${INPUT_GITHUB:-true}" != true ]] || args+=(--github)
+      [[ "$github" != true ]] || args+=(--github)
     fi
     ;;
+  deploy)
+    [[ -z "${INPUT_IMAGE:-}" ]] || args+=(--image "$INPUT_IMAGE")
+    ;;
   down)
-    [[ "${INPUT_GITHUB:-true}" != true ]] || args+=(--github)
+    [[ "$github" != true ]] || args+=(--github)
     ;;
   extend)
     [[ -n "${INPUT_BY:-}" ]] || die "extend needs by, e.g. 24h"
     args+=(--by "$INPUT_BY")
     ;;
+  notify)
+    case "${INPUT_OUTCOME:-}" in
+      success | failure) ;;
+      *) die "notify needs outcome: success or failure" ;;
+    esac
+    [[ -n "${INPUT_MESSAGE:-}" ]] || die "notify needs a message"
+    args+=(--outcome "$INPUT_OUTCOME" --message "$INPUT_MESSAGE")
+    [[ -z "${INPUT_SHA:-}" ]] || args+=(--sha "$INPUT_SHA")
+    # GitHub reporting of a failure needs the PR.
+    [[ "$github" != true || -z "${INPUT_PR:-}" ]] || args+=(--github)
+    ;;
   gc)
     case "${INPUT_OPEN_PRS:-}" in
       "") ;;
       auto)
-        command -v gh >/dev/null || die "open-prs: auto needs gh"
-        list="${RUNNER_TEMP:-/tmp}/ephemera-open-prs.json"
-        limit=5000
-        gh pr list --repo "${GITHUB_REPOSITORY:?}" --state open --json number --limit "$limit" >"$list"
-        # A truncated list would make gc delete the environments of open PRs past the limit.
-        count=$(grep -o '"number"' "$list" | wc -l)
-        if ((count >= limit)); then
-          die "more than $limit open PRs: pass open-prs as a file listing all of them"
-        fi
+        list="${RUNNER_TEMP:?RUNNER_TEMP is set by the runner}/ephemera-open-prs.txt"
+        open_prs >"$list" || die "cannot list the open PRs of ${GITHUB_REPOSITORY:-the repository}"
         args+=(--open-prs "$list")
         ;;
       *) args+=(--open-prs "$INPUT_OPEN_PRS") ;;
@@ -75,4 +104,16 @@ done <<<"${INPUT_ARGS:-}"
 printf 'ephemera'
 printf ' %q' "${args[@]}"
 printf '\n'
-exec ephemera "${args[@]}"
+status=0
+ephemera "${args[@]}" || status=$?
+
+# Exit 4: another run holds the environment. If this run's commit is no longer the PR's head,
+# or the PR is closed, a newer push or the PR's closing superseded it: not a failure.
+if ((status == 4)) && [[ "$cmd" == up && -n "${INPUT_PR:-}" && -n "${INPUT_SHA:-}" ]]; then
+  if why=$(superseded "$INPUT_PR" "$INPUT_SHA"); then
+    echo "::notice title=ephemera::PR #$INPUT_PR: $why; this run stops here"
+    [[ -z "${GITHUB_OUTPUT:-}" ]] || echo "superseded=true" >>"$GITHUB_OUTPUT"
+    exit 0
+  fi
+fi
+exit "$status"

@@ -14,6 +14,7 @@ pub mod gc;
 pub mod kubeconfig;
 pub mod list;
 pub mod logging;
+pub mod notify;
 pub mod plan;
 pub mod printer;
 pub mod promote;
@@ -151,6 +152,7 @@ pub enum Command {
     Abort(abort::AbortArgs),
     Extend(extend::ExtendArgs),
     Doctor(doctor::DoctorArgs),
+    Notify(notify::NotifyArgs),
 }
 
 /// Resolved global settings, passed to every subcommand.
@@ -200,6 +202,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
         Command::Abort(a) => abort::run(a, settings),
         Command::Extend(a) => extend::run(a, settings),
         Command::Doctor(a) => doctor::run(a, settings),
+        Command::Notify(a) => notify::run(a, settings),
     }
 }
 

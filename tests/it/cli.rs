@@ -2,7 +2,8 @@
 
 use crate::common::cli::{NOW, ephemera, run, stderr, stdout, yaml_docs};
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
+    "notify",
     "up",
     "down",
     "list",

@@ -522,6 +522,8 @@ mod action {
     use serde_json::Value;
     use sha2::Digest;
 
+    use crate::common::actions_runner::gh_stand_in;
+
     fn root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
@@ -531,7 +533,8 @@ mod action {
         serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    const WORKFLOWS: [&str; 4] = [
+    const WORKFLOWS: [&str; 5] = [
+        "scripts/github/release.yml",
         "scripts/github/pr-open.yml",
         "scripts/github/pr-preview.yml",
         "scripts/github/pr-closed.yml",
@@ -577,9 +580,11 @@ mod action {
             .find(|s| s["id"] == "run")
             .expect("a step with id run");
         let env = run["env"].as_object().unwrap();
-        let script = std::fs::read_to_string(root().join("scripts/github/run.sh")).unwrap();
+        let script = ["run.sh", "api.sh"]
+            .map(|f| std::fs::read_to_string(root().join("scripts/github").join(f)).unwrap())
+            .concat();
         for (input, _) in doc["inputs"].as_object().unwrap() {
-            if matches!(input.as_str(), "token" | "version") {
+            if matches!(input.as_str(), "token" | "version" | "verify-attestation") {
                 continue;
             }
             let var = format!("INPUT_{}", input.to_uppercase().replace('-', "_"));
@@ -588,7 +593,7 @@ mod action {
                 Some(format!("${{{{ inputs.{input} }}}}").as_str()),
                 "{var}"
             );
-            assert!(script.contains(&var), "run.sh reads {var}");
+            assert!(script.contains(&var), "run.sh or api.sh reads {var}");
         }
         for key in ["url", "name", "expires-at"] {
             assert_eq!(
@@ -772,46 +777,47 @@ mod action {
     }
 
     #[test]
-    fn gc_lists_open_prs_with_gh_and_refuses_a_truncated_list() {
+    fn gc_lists_every_page_of_open_prs_through_the_api() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        fake.page_size(2);
+        for n in [3, 5, 8, 13, 21] {
+            fake.set_pull(PullRequest::open(n, &format!("b{n}"), &"a".repeat(40)));
+        }
+        let mut closed = PullRequest::open(34, "b34", &"b".repeat(40));
+        closed.state = "closed".into();
+        fake.set_pull(closed);
         let bin = Bin::new();
-        bin.script(
-            "gh",
-            "#!/bin/sh\necho \"$@\" > \"$RUNNER_TEMP/gh-args\"\necho '[{\"number\":12},{\"number\":15}]'\n",
-        );
-        let out = bin.run(
-            "run.sh",
-            &[
-                ("INPUT_COMMAND", "gc"),
-                ("INPUT_ENV", "environments/pr-aks.yaml"),
-                ("INPUT_OPEN_PRS", "auto"),
-                ("GITHUB_REPOSITORY", "acme/shop"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut env: Vec<(&str, String)> = fake.env(&"a".repeat(40));
+        env.extend([
+            ("INPUT_COMMAND", "gc".to_string()),
+            ("INPUT_ENV", "environments/pr-aks.yaml".into()),
+            ("INPUT_OPEN_PRS", "auto".into()),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = bin.run("run.sh", &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         let args = bin.args();
         assert_eq!(
             args[..4],
             ["gc", "--env", "environments/pr-aks.yaml", "--open-prs"]
         );
         assert_eq!(
-            std::fs::read_to_string(&args[4]).unwrap().trim(),
-            r#"[{"number":12},{"number":15}]"#
+            std::fs::read_to_string(&args[4]).unwrap(),
+            "3\n5\n8\n13\n21\n"
         );
-        let gh = std::fs::read_to_string(bin.path().join("gh-args")).unwrap();
-        assert!(
-            gh.contains("pr list --repo acme/shop --state open --json number"),
-            "{gh}"
+        assert_eq!(
+            fake.count("GET", "/pulls"),
+            4,
+            "three pages of at most two, then the empty page that ends the list"
         );
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains(crate::common::fake_github::TOKEN));
 
+        // An API that cannot be reached: no list, so no gc (it would delete open PRs' previews).
         let bin = Bin::new();
-        bin.script(
-            "gh",
-            "#!/bin/sh\nprintf '['; i=1; while [ $i -le 5000 ]; do printf '{\"number\":%d},' $i; i=$((i+1)); done; echo '{\"number\":0}]'\n",
-        );
         let out = bin.run(
             "run.sh",
             &[
@@ -819,34 +825,197 @@ mod action {
                 ("INPUT_ENV", "e.yaml"),
                 ("INPUT_OPEN_PRS", "auto"),
                 ("GITHUB_REPOSITORY", "a/b"),
+                ("GITHUB_API_URL", "http://127.0.0.1:1"),
+                ("GITHUB_TOKEN", "t"),
             ],
         );
         assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("more than 5000 open PRs"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot list the open PRs"));
         assert!(bin.args().is_empty());
     }
 
-    /// A release of v1.2.3 for Linux/X64, as gh would download it; `tamper` corrupts the sum.
+    /// `command: check` against the fake API: which open PR a build was for, and what its
+    /// preview does.
+    #[test]
+    fn check_finds_the_pr_and_gates_forks_and_drafts_on_the_label() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        fake.set_pull(PullRequest::open(1, "feature", &a));
+        let mut fork = PullRequest::open(2, "main", &a);
+        fork.head_repo = "mallory/shop".into();
+        fake.set_pull(fork.clone());
+        let mut draft = PullRequest::open(3, "wip", &a);
+        draft.draft = true;
+        fake.set_pull(draft);
+        let check = |sha: &str, head_repo: &str, branch: &str| {
+            let bin = Bin::new();
+            let out_file = bin.path().join("out");
+            let mut env: Vec<(&str, String)> = fake.env(sha);
+            env.extend([
+                ("INPUT_COMMAND", "check".to_string()),
+                ("INPUT_SHA", sha.into()),
+                ("INPUT_HEAD_REPOSITORY", head_repo.into()),
+                ("INPUT_BRANCH", branch.into()),
+                ("INPUT_LABEL", "preview ok".into()),
+                ("GITHUB_OUTPUT", out_file.display().to_string()),
+            ]);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = bin.run("run.sh", &env);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(bin.args().is_empty(), "check never runs ephemera");
+            std::fs::read_to_string(out_file).unwrap()
+        };
+        let out = check(&a, "acme/shop", "feature");
+        assert!(out.contains("pr=1\nstate=preview\n"), "{out}");
+        let out = check(&b, "acme/shop", "feature");
+        assert!(out.contains("pr=1\nstate=superseded\n"), "{out}");
+        let out = check(&a, "acme/shop", "gone");
+        assert!(out.contains("pr=\nstate=closed\n"), "{out}");
+        let out = check(&a, "mallory/shop", "main");
+        assert!(out.contains("pr=2\nstate=no-label\n"), "{out}");
+        assert!(
+            out.contains("fork PR gets a preview only with the label preview ok"),
+            "{out}"
+        );
+        let out = check(&a, "acme/shop", "wip");
+        assert!(out.contains("pr=3\nstate=no-label\n"), "{out}");
+        fork.labels = vec!["preview ok".into()];
+        fake.set_pull(fork);
+        let out = check(&a, "mallory/shop", "main");
+        assert!(out.contains("pr=2\nstate=preview\n"), "{out}");
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    }
+
+    /// `up` giving way (exit 4) is a notice and success when the PR moved on or closed, and
+    /// stays exit 4 when the run's commit is still the PR's head.
+    #[test]
+    fn up_giving_way_to_a_newer_commit_or_a_close_is_no_failure() {
+        use crate::common::fake_github::{FakeGitHub, PullRequest};
+        let fake = FakeGitHub::start_in_thread();
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let up = |sha: &str| {
+            let bin = Bin::new();
+            bin.script(
+                "ephemera",
+                "#!/bin/sh\necho 'error: held by another run' >&2\nexit 4\n",
+            );
+            let out_file = bin.path().join("out");
+            let mut env: Vec<(&str, String)> = fake.env(sha);
+            env.extend([
+                ("INPUT_COMMAND", "up".to_string()),
+                ("INPUT_ENV", "e.yaml".into()),
+                ("INPUT_PR", "9".into()),
+                ("INPUT_SHA", sha.into()),
+                ("GITHUB_OUTPUT", out_file.display().to_string()),
+            ]);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = bin.run("run.sh", &env);
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let outputs = std::fs::read_to_string(out_file).unwrap_or_default();
+            (out.status.code(), printed, outputs)
+        };
+        fake.set_pull(PullRequest::open(9, "f", &new));
+        let (code, printed, outputs) = up(&old);
+        assert_eq!(code, Some(0), "{printed}");
+        assert!(
+            printed.contains("::notice") && printed.contains("moved on"),
+            "{printed}"
+        );
+        assert_eq!(outputs, "superseded=true\n");
+        let (code, printed, _) = up(&new);
+        assert_eq!(code, Some(4), "still the head: a real conflict. {printed}");
+        let mut closed = PullRequest::open(9, "f", &new);
+        closed.state = "closed".into();
+        fake.set_pull(closed);
+        let (code, printed, _) = up(&new);
+        assert_eq!(code, Some(0), "{printed}");
+        assert!(printed.contains("the PR is closed"), "{printed}");
+    }
+
+    /// Every command, with every input set, through run.sh to the real binary: each gets only
+    /// flags it accepts (ephemera answers exit 2 and "unexpected argument" to any other).
+    #[test]
+    fn every_command_gets_only_flags_it_accepts() {
+        let bin = Bin::new();
+        std::fs::remove_file(bin.path().join("ephemera")).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ephemera"), bin.path().join("ephemera"))
+            .unwrap();
+        let open_prs = bin.path().join("open-prs.txt");
+        std::fs::write(&open_prs, "1\n").unwrap();
+        // A file that does not exist: clap checks the flags first, then the file is refused,
+        // so nothing is ever created.
+        let env_file = bin.path().join("missing.yaml");
+        for cmd in [
+            "up", "plan", "deploy", "down", "gc", "extend", "promote", "abort", "status", "list",
+            "notify",
+        ] {
+            let home = bin.path().join(format!("home-{cmd}"));
+            let out = bin.run(
+                "run.sh",
+                &[
+                    ("INPUT_COMMAND", cmd),
+                    ("INPUT_ENV", env_file.to_str().unwrap()),
+                    ("INPUT_PR", "7"),
+                    ("INPUT_IMAGE", "ghcr.io/acme/shop:pr-7"),
+                    ("INPUT_BRANCH", "feature"),
+                    ("INPUT_TITLE", "A title"),
+                    ("INPUT_SHA", "1111111111111111111111111111111111111111"),
+                    ("INPUT_BY", "2h"),
+                    ("INPUT_OPEN_PRS", open_prs.to_str().unwrap()),
+                    ("INPUT_OUTCOME", "failure"),
+                    ("INPUT_MESSAGE", "the build failed"),
+                    ("INPUT_GITHUB", "false"),
+                    ("HOME", home.to_str().unwrap()),
+                    ("XDG_CACHE_HOME", home.to_str().unwrap()),
+                ],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("unexpected argument") && !stderr.contains("Usage:"),
+                "{cmd}: {stderr}"
+            );
+            assert!(
+                stderr.contains("missing.yaml"),
+                "{cmd}: parsed, then the file: {stderr}"
+            );
+        }
+    }
+
+    const PINNED: &str = "c0ffee0000000000000000000000000000000123";
+
+    /// A release of v1.2.3 for Linux/X64 (v1.2.3 and v1 name commit [`PINNED`]), as gh would
+    /// download it; `tamper` corrupts the sum. The `gh` stand-in serves `release download` from
+    /// it and `api .../tags` through jq, as `gh api --jq` does.
     fn release(bin: &Bin, tamper: bool) {
         let rel = bin.path().join("release");
-        let stage = bin.path().join("stage");
+        let dir = "ephemera-v1.2.3-x86_64-unknown-linux-gnu";
+        let stage = bin.path().join("stage").join(dir);
         std::fs::create_dir_all(&rel).unwrap();
         std::fs::create_dir_all(&stage).unwrap();
         let exe = stage.join("ephemera");
         std::fs::write(&exe, "#!/bin/sh\necho 'ephemera 1.2.3 (fake release)'\n").unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let asset = "ephemera-v1.2.3-x86_64-unknown-linux-gnu.tar.gz";
+        let asset = format!("{dir}.tar.gz");
         let ok = Command::new("tar")
             .args(["-czf"])
-            .arg(rel.join(asset))
+            .arg(rel.join(&asset))
             .arg("-C")
-            .arg(&stage)
-            .arg("ephemera")
+            .arg(bin.path().join("stage"))
+            .arg(dir)
             .status()
             .unwrap();
         assert!(ok.success());
         let mut sum = hex::encode(sha2::Sha256::digest(
-            std::fs::read(rel.join(asset)).unwrap(),
+            std::fs::read(rel.join(&asset)).unwrap(),
         ));
         if tamper {
             sum = sum.replace(&sum[..2], if &sum[..2] == "00" { "11" } else { "00" });
@@ -859,35 +1028,138 @@ mod action {
             ),
         )
         .unwrap();
-        // gh release download TAG --repo R --dir D --pattern A --pattern B: copies what matches.
-        bin.script(
-            "gh",
-            &format!(
-                "#!/bin/bash\necho \"$@\" >> \"$RUNNER_TEMP/gh-args\"\n\
-                 [ \"$1 $2\" = 'release download' ] || exit 1\n\
-                 [ \"$3\" = v1.2.3 ] || exit 1\n\
-                 dir=; pats=(); shift 3\n\
-                 while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2;; --pattern) pats+=(\"$2\"); shift 2;; *) shift;; esac; done\n\
-                 for p in \"${{pats[@]}}\"; do cp {}/\"$p\" \"$dir/\" || exit 1; done\n",
-                rel.display()
+        std::fs::write(
+            rel.join("tags.json"),
+            format!(
+                r#"[{{"name":"v1","commit":{{"sha":"{PINNED}"}}}},{{"name":"v1.2.3","commit":{{"sha":"{PINNED}"}}}},{{"name":"v1.2.2","commit":{{"sha":"{}"}}}}]"#,
+                "9".repeat(40)
             ),
+        )
+        .unwrap();
+        gh_stand_in(bin.path(), &rel, "acme/ephemera", "v1.2.3");
+    }
+
+    /// scripts/release packages the binary these tests built, exactly as release.yml does on
+    /// each runner; install.sh installs it from that output and the installed binary runs.
+    #[test]
+    fn a_release_made_by_scripts_release_installs_and_runs() {
+        let bin = Bin::new();
+        let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
+        let dist = bin.path().join("dist");
+        let out = Command::new(root().join("scripts/release"))
+            .arg(&tag)
+            .arg(&dist)
+            .env("EPHEMERA_RELEASE_BIN", env!("CARGO_BIN_EXE_ephemera"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let name = archive.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with(&format!("ephemera-{tag}-")) && name.ends_with(".tar.gz"),
+            "{name}"
+        );
+        let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&archive).unwrap()));
+        assert_eq!(sums, format!("{digest}  {name}\n"));
+
+        gh_stand_in(bin.path(), &dist, "acme/ephemera", &tag);
+        // The runner's names for this machine, as install.sh maps them back to the target.
+        let (os, arch) = match (std::env::consts::OS, std::env::consts::ARCH) {
+            ("linux", "x86_64") => ("Linux", "X64"),
+            ("linux", "aarch64") => ("Linux", "ARM64"),
+            ("macos", "x86_64") => ("macOS", "X64"),
+            ("macos", "aarch64") => ("macOS", "ARM64"),
+            other => panic!("no release target for {other:?}"),
+        };
+        let out = install_at(
+            &bin,
+            &root(),
+            &[
+                ("GITHUB_ACTION_REF", &tag),
+                ("RUNNER_OS", os),
+                ("RUNNER_ARCH", arch),
+            ],
+        );
+        let stdout = succeeded(&out);
+        assert!(stdout.contains("matches SHA256SUMS"), "{stdout}");
+        let installed = bin.path().join("ephemera-bin/ephemera");
+        let out = Command::new(&installed).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("ephemera {}", env!("CARGO_PKG_VERSION"))
         );
     }
 
+    /// Asserts the script succeeded (showing its stderr if not); its stdout.
+    fn succeeded(out: &Output) -> String {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn install(bin: &Bin) -> Output {
+        install_at(bin, &root(), &[("GITHUB_ACTION_REF", "v1.2.3")])
+    }
+
+    /// install.sh as the runner runs it for an action unpacked at `action_path`.
+    fn install_at(bin: &Bin, action_path: &Path, extra: &[(&str, &str)]) -> Output {
         let gh_path = bin.path().join("github-path");
-        let action_path = root();
-        bin.run(
-            "install.sh",
-            &[
-                ("GITHUB_ACTION_PATH", action_path.to_str().unwrap()),
-                ("GITHUB_ACTION_REF", "v1.2.3"),
-                ("GITHUB_ACTION_REPOSITORY", "acme/ephemera"),
-                ("GITHUB_PATH", gh_path.to_str().unwrap()),
-                ("RUNNER_OS", "Linux"),
-                ("RUNNER_ARCH", "X64"),
-            ],
-        )
+        let mut env = vec![
+            ("GITHUB_ACTION_PATH", action_path.to_str().unwrap()),
+            ("GITHUB_ACTION_REPOSITORY", "acme/ephemera"),
+            ("GITHUB_PATH", gh_path.to_str().unwrap()),
+            ("RUNNER_OS", "Linux"),
+            ("RUNNER_ARCH", "X64"),
+        ];
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k, v));
+        }
+        bin.run("install.sh", &env)
+    }
+
+    /// Pinned at a commit, with GITHUB_ACTION_REF and GITHUB_ACTION_REPOSITORY empty
+    /// (actions/runner#2473): the ref and repository come from where the runner unpacked the
+    /// action, and the release is the one whose tag names that commit.
+    #[test]
+    fn install_takes_the_release_of_the_pinned_commit_when_the_runner_says_nothing() {
+        let bin = Bin::new();
+        release(&bin, false);
+        let unpacked = bin.path().join("_actions/acme/ephemera").join(PINNED);
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let out = install_at(
+            &bin,
+            &unpacked,
+            &[("GITHUB_ACTION_REF", ""), ("GITHUB_ACTION_REPOSITORY", "")],
+        );
+        let stdout = succeeded(&out);
+        assert!(stdout.contains("installing release v1.2.3"), "{stdout}");
+        assert!(stdout.contains("ephemera 1.2.3 (fake release)"), "{stdout}");
+
+        // A commit no release tag names, and a branch: clear errors, nothing installed.
+        for (ref_, says) in [
+            ("1".repeat(40), "has no release"),
+            ("main".to_string(), "no release tag or commit"),
+        ] {
+            let bin = Bin::new();
+            release(&bin, false);
+            let out = install_at(&bin, &root(), &[("GITHUB_ACTION_REF", &ref_)]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && stderr.contains(says),
+                "{ref_}: {stderr}"
+            );
+            assert!(!bin.path().join("ephemera-bin/ephemera").exists());
+        }
     }
 
     #[test]

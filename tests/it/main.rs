@@ -23,3 +23,4 @@ mod lifecycle;
 mod local;
 mod plan;
 mod testcluster;
+mod workflows;

@@ -76,8 +76,59 @@ pub struct Comment {
     pub body: String,
 }
 
+/// A pull request, as `GET /repos/{o}/{r}/pulls` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PullRequest {
+    pub number: u64,
+    /// `open` or `closed`.
+    pub state: String,
+    pub draft: bool,
+    pub head_sha: String,
+    /// The head branch.
+    pub head_ref: String,
+    /// `owner/name` of the head repository (a fork's for fork PRs).
+    pub head_repo: String,
+    pub labels: Vec<String>,
+}
+
+impl PullRequest {
+    /// An open, ready PR from a branch of this repository.
+    pub fn open(number: u64, head_ref: &str, head_sha: &str) -> PullRequest {
+        PullRequest {
+            number,
+            state: "open".into(),
+            draft: false,
+            head_sha: head_sha.into(),
+            head_ref: head_ref.into(),
+            head_repo: format!("{OWNER}/{REPO}"),
+            labels: Vec::new(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "number": self.number,
+            "state": self.state,
+            "draft": self.draft,
+            "head": {
+                "sha": self.head_sha,
+                "ref": self.head_ref,
+                "label": format!("{}:{}", self.head_owner(), self.head_ref),
+                "repo": { "full_name": self.head_repo },
+            },
+            "base": { "repo": { "full_name": format!("{OWNER}/{REPO}") } },
+            "labels": self.labels.iter().map(|l| json!({ "name": l })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn head_owner(&self) -> &str {
+        self.head_repo.split('/').next().unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
+    pulls: Vec<PullRequest>,
     base: String,
     next_id: u64,
     deployments: Vec<Deployment>,
@@ -133,10 +184,7 @@ impl FakeGitHub {
     pub fn start_in_thread() -> FakeGitHub {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
+            let rt = super::runtime();
             rt.block_on(async {
                 let mut fake = FakeGitHub::start().await;
                 let stop = fake.stop.take();
@@ -234,6 +282,22 @@ impl FakeGitHub {
             body: body.into(),
         });
         id
+    }
+
+    /// Adds pull request `pr`, or replaces the one with its number.
+    pub fn set_pull(&self, pr: PullRequest) {
+        let mut s = self.lock();
+        s.pulls.retain(|p| p.number != pr.number);
+        s.pulls.push(pr);
+    }
+
+    /// Pull request `number`, as the fake holds it now.
+    pub fn pull(&self, number: u64) -> Option<PullRequest> {
+        self.lock()
+            .pulls
+            .iter()
+            .find(|p| p.number == number)
+            .cloned()
     }
 
     pub fn deployments(&self) -> Vec<Deployment> {
@@ -579,6 +643,25 @@ fn repo(
             page(s, &format!("{base}/deployments"), q, items)
         }
         (Method::POST, ["deployments"]) => create_deployment(s, body),
+        // `state` (default open) and `head` (`owner:branch`) filter, as GitHub's do.
+        (Method::GET, ["pulls"]) => {
+            let state = q.get("state").map_or("open", String::as_str);
+            let items = s
+                .pulls
+                .iter()
+                .filter(|p| state == "all" || p.state == state)
+                .filter(|p| {
+                    q.get("head")
+                        .is_none_or(|h| *h == format!("{}:{}", p.head_owner(), p.head_ref))
+                })
+                .map(PullRequest::json)
+                .collect();
+            page(s, &format!("{base}/pulls"), q, items)
+        }
+        (Method::GET, ["pulls", n]) => match s.pulls.iter().find(|p| n.parse() == Ok(p.number)) {
+            Some(p) => (StatusCode::OK, axum::Json(p.json())).into_response(),
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
+        },
         (Method::GET, ["deployments", id, "statuses"]) => {
             let Some(id) = id
                 .parse::<u64>()
