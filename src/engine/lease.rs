@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::providers::ProviderError;
 
+/// How long a run's lease lasts without renewal; a killed run frees it after this.
+pub const LEASE_DURATION: Duration = Duration::from_secs(300);
+
 /// What a run is doing with the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
