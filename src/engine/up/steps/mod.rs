@@ -3,7 +3,8 @@
 //! Each step is an ensure in a module of its own: it takes the run's [`Context`] and the typed
 //! outputs of the steps before it, and returns its own. The runner
 //! ([`crate::engine::runner::Runner`]) wraps each one in progress, timing and, once the lease is
-//! held, the lease guard; it also owns rollback. docs/lifecycle.md lists the same steps.
+//! held, the lease guard; it also owns rollback. docs/lifecycle.md lists the same steps (a test
+//! below compares them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,4 +128,33 @@ pub(crate) async fn run(
         record,
         rollout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The step names in the first column of the table under `## \`up\`` in docs/lifecycle.md.
+    fn documented_steps(doc: &str) -> Vec<String> {
+        let section = doc
+            .split("\n## ")
+            .find(|s| s.starts_with("`up`"))
+            .expect("docs/lifecycle.md has a section ## `up`");
+        section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('|').nth(1))
+            .map(|cell| cell.trim().trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_lifecycle_doc_lists_the_steps_of_up_in_their_order() {
+        let doc = include_str!("../../../../docs/lifecycle.md");
+        assert_eq!(
+            documented_steps(doc),
+            STEPS,
+            "docs/lifecycle.md, table of up's steps"
+        );
+    }
 }
