@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::EngineError;
-use super::arm_lease::{AnyLeaseStore, lease_store};
 use super::lease::{self, Decision, LeaseError, LeaseRecord, LeaseStore};
 use crate::providers::any::AnyProvider;
+use crate::providers::lease::AnyLeaseStore;
 use crate::providers::{Provider, ProviderError};
 
 /// How often a running step looks at its lease: a `down` or a newer `up` that took it stops the
@@ -30,7 +30,7 @@ pub async fn preflight<'a>(
     me: &LeaseRecord,
 ) -> Result<Option<AnyLeaseStore<'a>>, crate::Error> {
     let limit = Duration::from_secs(10);
-    let Ok(Ok(store)) = tokio::time::timeout(limit, lease_store(provider, name, None)).await else {
+    let Ok(Ok(store)) = tokio::time::timeout(limit, provider.lease_store(name, None)).await else {
         return Ok(None);
     };
     if let Ok(Ok(current)) = tokio::time::timeout(limit, store.read()).await
@@ -61,8 +61,8 @@ pub async fn taken_over(
 ) -> Option<LeaseError> {
     let until = Instant::now() + Duration::from_secs(if existed { 30 } else { 0 });
     loop {
-        let verdict = match lease_store(provider, name, None).await {
-            Err(crate::Error::Provider(ProviderError::NotFound(_))) => Ok(Some(gone(name))),
+        let verdict = match provider.lease_store(name, None).await {
+            Err(ProviderError::NotFound(_)) => Ok(Some(gone(name))),
             Ok(store) => judge(&store, name, me).await,
             Err(e) => Err(e.to_string()),
         };

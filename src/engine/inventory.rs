@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 
 use super::EngineError;
-use super::arm_lease::lease_store;
 use super::gc::{OpenPrs, Reason, select};
 use super::lease::{LeaseRecord, LeaseStore};
 use crate::config::Environment;
@@ -137,8 +136,8 @@ pub async fn status(
             return Ok(report);
         }
     };
-    let lease = match lease_store(&provider, name.as_str(), Some(&client)).await {
-        Ok(store) => store.read().await.map_err(crate::Error::from),
+    let lease = match provider.lease_store(name.as_str(), Some(&client)).await {
+        Ok(store) => store.read().await,
         Err(e) => Err(e),
     };
     match lease {
@@ -360,17 +359,11 @@ async fn sweep_credentials(
     report: &mut GcReport,
     failed: &mut Vec<String>,
 ) -> Result<(), crate::Error> {
-    if let (crate::providers::any::AnyProvider::Aks(aks), Some(credentials)) = (
-        provider,
-        crate::dns::identity::FederatedCredentials::from_env(
-            env,
-            Arc::new(crate::providers::probe::SystemProbe),
-        )?,
-    ) {
-        match credentials
-            .gc_orphans(live, |n| aks.resource_id(n), dry_run)
-            .await
-        {
+    let probe = Arc::new(crate::providers::probe::SystemProbe);
+    if let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(env, probe)? {
+        // Only AKS files name a DNS-01 identity, and AKS clusters always have a resource id.
+        let cluster_id = |n: &str| provider.cluster_resource_id(n).unwrap_or_default();
+        match credentials.gc_orphans(live, cluster_id, dry_run).await {
             Ok(swept) => {
                 for (name, outcome) in swept {
                     if outcome.starts_with("failed") {

@@ -7,13 +7,11 @@
 
 use std::path::PathBuf;
 
-pub mod arm_lease;
 pub mod ci;
 pub mod down;
 pub mod gc;
 mod guard;
 pub mod inventory;
-pub mod kube_lease;
 pub mod lease;
 pub mod notify;
 mod runner;

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::arm_lease::{AnyLeaseStore, lease_store};
 use super::guard;
 use super::lease::{self, LeaseRecord, LeaseStore, Operation};
 use super::{EngineError, StepReport, chain};
 use crate::progress::{Progress, State};
-use crate::providers::ProviderError;
 use crate::providers::any::AnyProvider;
+use crate::providers::lease::AnyLeaseStore;
+use crate::providers::{Provider, ProviderError};
 
 /// How a run starts.
 pub(crate) struct Start<'p> {
@@ -101,7 +101,7 @@ impl<'p> Runner<'p> {
     pub(crate) async fn hold(&mut self, client: &kube::Client) -> Result<(), crate::Error> {
         let store = match self.early.take() {
             Some(s) => s,
-            None => lease_store(self.provider, &self.name, Some(client)).await?,
+            None => self.provider.lease_store(&self.name, Some(client)).await?,
         };
         if let Some(previous) = lease::acquire(&store, &self.name, &self.me)
             .await
@@ -125,7 +125,7 @@ impl<'p> Runner<'p> {
     /// the lease from.
     pub(crate) async fn take_over(&mut self) -> Option<String> {
         let fut = async {
-            let store = lease_store(self.provider, &self.name, None).await?;
+            let store = self.provider.lease_store(&self.name, None).await?;
             Ok::<_, crate::Error>(
                 lease::acquire(&store, &self.name, &self.me)
                     .await

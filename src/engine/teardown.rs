@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::chain;
 use crate::config::Environment;
-use crate::providers::Kubeconfig;
 use crate::providers::any::AnyProvider;
+use crate::providers::{Kubeconfig, Provider};
 
 /// Removes environment `name`'s context from `kubeconfig` (`--kubeconfig`) and deletes the
 /// default kubeconfig file `up` wrote for it. Failures are warnings: the cluster is gone already.
@@ -44,9 +44,6 @@ pub(crate) async fn delete_federated_credential(
     provider: &AnyProvider,
     name: &str,
 ) -> Result<(), crate::Error> {
-    let AnyProvider::Aks(aks) = provider else {
-        return Ok(());
-    };
     let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(
         env,
         Arc::new(crate::providers::probe::SystemProbe),
@@ -54,7 +51,11 @@ pub(crate) async fn delete_federated_credential(
     else {
         return Ok(());
     };
-    if credentials.delete(name, &aks.resource_id(name)).await? {
+    // The credential is named after the cluster's resource id; a provider without one has none.
+    let Some(cluster_id) = provider.cluster_resource_id(name) else {
+        return Ok(());
+    };
+    if credentials.delete(name, &cluster_id).await? {
         tracing::info!(environment = name, "federated credential deleted");
     }
     Ok(())

@@ -2,9 +2,6 @@
 //! [`LeaseRecord::to_tag`], read with the cluster GET (its ETag is the compare-and-swap token)
 //! and written with `updateTags` under `If-Match`, so two runs can never both believe they hold
 //! it. Every other tag (the ownership record, the file's tags) is written back unchanged.
-//!
-//! [`AnyLeaseStore`] picks the store an environment's provider uses: this one for AKS, a
-//! `coordination.k8s.io` Lease in the cluster ([`KubeLease`]) for kind and local.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,13 +9,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::kube_lease::KubeLease;
-use super::lease::{LeaseRecord, LeaseStore, Written};
-use crate::providers::aks::arm::ArmClient;
-use crate::providers::aks::{self, Aks, TagUpdate, spec};
-use crate::providers::any::AnyProvider;
+use super::arm::ArmClient;
+use super::{self as aks, Aks, TagUpdate, spec};
+use crate::providers::ProviderError;
+use crate::providers::lease::{LeaseRecord, LeaseStore, Written};
 use crate::providers::probe::SystemProbe;
-use crate::providers::{Provider, ProviderError};
 
 /// The tag holding the lease.
 pub const TAG: &str = "ephemera-lease";
@@ -151,71 +146,6 @@ impl LeaseStore for ArmLease<'_> {
             self.name
         );
         Ok(())
-    }
-}
-
-/// The lease store of an environment, as its provider keeps it.
-// One per run, never in a collection: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum AnyLeaseStore<'a> {
-    Arm(ArmLease<'a>),
-    Kube(KubeLease),
-}
-
-impl AnyLeaseStore<'_> {
-    /// Whether the lease lives with the provider's resource (so it can be read before the
-    /// cluster answers), rather than inside the cluster.
-    pub fn on_provider_resource(&self) -> bool {
-        matches!(self, AnyLeaseStore::Arm(_))
-    }
-}
-
-/// The lease store for environment `name`: the ARM tag for AKS; for kind and local, the Lease in
-/// the cluster reached with `client`, or with a client made from the provider's kubeconfig when
-/// none is given.
-///
-/// # Errors
-/// [`ProviderError::NotFound`] when a kind or local environment does not exist; kubeconfig and
-/// client errors.
-pub async fn lease_store<'a>(
-    provider: &'a AnyProvider,
-    name: &str,
-    client: Option<&kube::Client>,
-) -> Result<AnyLeaseStore<'a>, crate::Error> {
-    if let AnyProvider::Aks(aks) = provider {
-        return Ok(AnyLeaseStore::Arm(ArmLease::new(aks, name)?));
-    }
-    let client = match client {
-        Some(c) => c.clone(),
-        None => provider.kubeconfig(name).await?.client().await?,
-    };
-    Ok(AnyLeaseStore::Kube(KubeLease::new(client, name)))
-}
-
-impl LeaseStore for AnyLeaseStore<'_> {
-    async fn read(&self) -> Result<Option<(LeaseRecord, String)>, ProviderError> {
-        match self {
-            AnyLeaseStore::Arm(s) => s.read().await,
-            AnyLeaseStore::Kube(s) => s.read().await,
-        }
-    }
-
-    async fn write(
-        &self,
-        lease: &LeaseRecord,
-        expected: Option<&str>,
-    ) -> Result<Written, ProviderError> {
-        match self {
-            AnyLeaseStore::Arm(s) => s.write(lease, expected).await,
-            AnyLeaseStore::Kube(s) => s.write(lease, expected).await,
-        }
-    }
-
-    async fn release(&self, holder: &str) -> Result<(), ProviderError> {
-        match self {
-            AnyLeaseStore::Arm(s) => s.release(holder).await,
-            AnyLeaseStore::Kube(s) => s.release(holder).await,
-        }
     }
 }
 
