@@ -1,6 +1,7 @@
-//! `up`: plan, check what can be checked before anything is created, then run the steps of
-//! [`steps::STEPS`] (cluster → kubeconfig → identity → add-ons → DNS → certificate → app →
-//! report), each an ensure, and announce the outcome.
+//! `up`: plan, check what can be checked before anything is created, then execute the plan
+//! with the steps of [`steps::STEPS`] (cluster → kubeconfig → identity → add-ons → DNS →
+//! certificate → app → report), each an ensure, and announce the outcome. The steps read the
+//! plan's environment, templates and record, so `up` creates exactly what `plan` shows.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +16,6 @@ use super::{EngineError, StepReport};
 use crate::progress::Progress;
 use crate::providers::Provider;
 use crate::providers::any::{AnyProvider, ProviderOptions};
-use crate::record::Record;
-use crate::templates::Renderer;
 
 mod announce;
 pub mod steps;
@@ -91,11 +90,9 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     let mut request = opts.request.clone();
     // `up` stamps the real time; `plan` uses `--now` or a placeholder to stay reproducible.
     request.now = Some(Timestamp::now().to_string());
+    // `up` executes this plan: the environment, the templates and the record are the plan's.
     let plan = crate::plan::run(&request)?;
-    let env = crate::config::load(&request.env_file)?;
-    let renderer = Arc::new(Renderer::new(request.templates.as_deref())?);
-    let record = Record::from_pairs(&plan.summary.record)
-        .map_err(|e| EngineError::Invalid(format!("planned record is unreadable: {e}")))?;
+    let (env, record) = (&plan.env, &plan.record);
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
@@ -106,19 +103,19 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
             .map_err(|e| EngineError::Invalid(super::chain(&e)))?;
     }
     let provider = AnyProvider::from_env(
-        &env,
-        renderer.clone(),
+        env,
+        plan.renderer.clone(),
         &ProviderOptions {
             keep_on_failure: opts.keep_on_failure,
         },
     )?;
     let ctx = Context {
         opts,
-        env: &env,
+        env,
         plan: &plan,
-        renderer: &renderer,
+        renderer: &plan.renderer,
         provider: &provider,
-        record: &record,
+        record,
         name: &record.name,
         progress,
     };
@@ -126,7 +123,7 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     // A DNS record in the way that is not ours stops up before anything is created.
     if plan.summary.host_pending.is_none()
         && let Some(d) = crate::dns::azure::AzureDns::from_env(
-            &env,
+            env,
             Arc::new(crate::providers::probe::SystemProbe),
         )?
     {
