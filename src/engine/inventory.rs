@@ -294,17 +294,9 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         .collect();
     // Records without our metadata are never touched.
     if let Some(d) = &dns {
-        sweep_dns(d, &live, opts.dry_run, &mut report, &mut failed).await;
+        sweep_dns(d, &live, &mut report, &mut failed).await;
     }
-    sweep_credentials(
-        &env,
-        &provider,
-        &live,
-        opts.dry_run,
-        &mut report,
-        &mut failed,
-    )
-    .await?;
+    sweep_credentials(&env, &provider, &live, &mut report, &mut failed).await?;
     if !failed.is_empty() {
         return Err(EngineError::GcIncomplete {
             failed: failed.len(),
@@ -317,15 +309,15 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
 }
 
 /// Deletes DNS records whose environment is gone (an interrupted `down`, a cluster deleted by
-/// hand); records without our metadata are never touched.
+/// hand); records without our metadata are never touched. With `report.dry_run`, only lists
+/// them.
 async fn sweep_dns(
     dns: &crate::dns::azure::AzureDns,
     live: &std::collections::BTreeSet<String>,
-    dry_run: bool,
     report: &mut GcReport,
     failed: &mut Vec<String>,
 ) {
-    match dns.gc_orphans(live, dry_run).await {
+    match dns.gc_orphans(live, report.dry_run).await {
         Ok(swept) => {
             for sw in swept {
                 if sw.outcome.starts_with("failed") {
@@ -355,7 +347,6 @@ async fn sweep_credentials(
     env: &Environment,
     provider: &AnyProvider,
     live: &std::collections::BTreeSet<String>,
-    dry_run: bool,
     report: &mut GcReport,
     failed: &mut Vec<String>,
 ) -> Result<(), crate::Error> {
@@ -363,7 +354,10 @@ async fn sweep_credentials(
     if let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(env, probe)? {
         // Only AKS files name a DNS-01 identity, and AKS clusters always have a resource id.
         let cluster_id = |n: &str| provider.cluster_resource_id(n).unwrap_or_default();
-        match credentials.gc_orphans(live, cluster_id, dry_run).await {
+        match credentials
+            .gc_orphans(live, cluster_id, report.dry_run)
+            .await
+        {
             Ok(swept) => {
                 for (name, outcome) in swept {
                     if outcome.starts_with("failed") {

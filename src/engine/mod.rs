@@ -1,7 +1,7 @@
 //! The lifecycle engine: up, down, list, status, gc and extend.
 //!
 //! `up` is an ordered list of named steps ([`up::steps::STEPS`]), run by one runner
-//! ([`runner`]) that holds the lease around them and rolls back on failure; `down` is the
+//! (`runner.rs`) that holds the lease around them and rolls back on failure; `down` is the
 //! ordered teardown in [`down`]. Every step is an ensure, so a rerun after any failure, or after
 //! `kill -9` at any point, converges. Records live on the resources, and so does the lease.
 

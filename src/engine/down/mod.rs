@@ -1,7 +1,7 @@
 //! `down`: delete everything the environment owns. Idempotent, safe while an `up` runs (down
 //! takes the lease from it), and successful when nothing is left.
 //!
-//! What `down` does, in order ([`teardown`], which `gc` runs too):
+//! What `down` does, in order (`teardown`, which `gc` runs too):
 //! 1. the environment's DNS record, when ephemera manages the zone;
 //! 2. the lease, taken from whoever holds it, so a running `up` stops;
 //! 3. step `cluster`: the cluster and everything the provider made for it;
@@ -104,7 +104,7 @@ pub(crate) async fn teardown(target: &Target<'_>) -> Result<DownReport, crate::E
 /// `down` from an environment file and a PR or name.
 ///
 /// # Errors
-/// Bad input (exit 2) before anything is deleted; then as [`teardown`].
+/// Bad input (exit 2) before anything is deleted; then as `teardown`.
 pub async fn down(
     opts: &DownOptions,
     progress: Arc<dyn Progress>,

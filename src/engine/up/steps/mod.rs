@@ -1,10 +1,9 @@
-//! The steps of `up`, in the order they run ([`STEPS`], and [`run`] below, which runs them).
+//! The steps of `up`, in the order they run ([`STEPS`], and `run` below, which runs them).
 //!
-//! Each step is an ensure in a module of its own: it takes the run's [`Context`] and the typed
-//! outputs of the steps before it, and returns its own. The runner
-//! ([`crate::engine::runner::Runner`]) wraps each one in progress, timing and, once the lease is
-//! held, the lease guard; it also owns rollback. docs/lifecycle.md lists the same steps (a test
-//! below compares them).
+//! Each step is an ensure in a module of its own: it takes the run's `Context` and the typed
+//! outputs of the steps before it, and returns its own. The runner (engine/runner.rs) wraps each
+//! one in progress, timing and, once the lease is held, the lease guard; it also owns rollback.
+//! docs/lifecycle.md lists the same steps (a test below compares them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
