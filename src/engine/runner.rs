@@ -39,9 +39,7 @@ pub(crate) struct Runner<'p> {
     provider: &'p AnyProvider,
     name: String,
     me: LeaseRecord,
-    order: &'static [&'static str],
-    /// Index in `order` after the last step that ran.
-    next: usize,
+    order: Order,
     steps: Steps,
     /// A store read before the cluster answered (ARM), kept for [`Runner::hold`].
     early: Option<AnyLeaseStore<'p>>,
@@ -69,8 +67,7 @@ impl<'p> Runner<'p> {
                 now,
                 lease::LEASE_DURATION,
             ),
-            order: start.order,
-            next: 0,
+            order: Order::new(start.order),
             steps: Steps::new(start.progress),
             early: None,
             held: None,
@@ -256,14 +253,36 @@ impl<'p> Runner<'p> {
     /// Moves past step `name` in the declared order; a step out of order is a bug in the
     /// pipeline, caught by the tests that run it.
     fn advance(&mut self, name: &str) {
-        let at = self.order[self.next..].iter().position(|s| *s == name);
+        let in_order = self.order.advance(name);
         debug_assert!(
-            at.is_some(),
+            in_order,
             "step {name} runs out of the declared order {:?}",
-            self.order
+            self.order.steps
         );
-        if let Some(i) = at {
-            self.next += i + 1;
+    }
+}
+
+/// A pipeline's declared steps, and how far a run is through them. A step may be left out, and
+/// a name may be declared twice (for a step that runs in one of two places).
+struct Order {
+    steps: &'static [&'static str],
+    /// Index in `steps` after the last step that ran.
+    next: usize,
+}
+
+impl Order {
+    fn new(steps: &'static [&'static str]) -> Self {
+        Order { steps, next: 0 }
+    }
+
+    /// Moves past the next declaration of `name`; false when none is left.
+    fn advance(&mut self, name: &str) -> bool {
+        match self.steps[self.next..].iter().position(|s| *s == name) {
+            Some(i) => {
+                self.next += i + 1;
+                true
+            }
+            None => false,
         }
     }
 }
@@ -352,4 +371,56 @@ fn secs(t0: Instant) -> f64 {
 
 fn first_line(e: &dyn std::error::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Order;
+    use crate::engine::up::steps::STEPS;
+
+    fn runs_in_order(steps: &[&str]) -> bool {
+        let mut order = Order::new(&STEPS);
+        steps.iter().all(|s| order.advance(s))
+    }
+
+    #[test]
+    fn the_runs_of_up_follow_its_declared_order_and_a_misplaced_step_does_not() {
+        // A rerun on the fast path, a local run, and an AKS run with a zone and an identity.
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "dns",
+            "certificate",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "identity",
+            "addons",
+            "dns",
+            "app",
+            "certificate",
+            "report"
+        ]));
+        assert!(!runs_in_order(&["cluster", "kubeconfig", "app", "addons"]));
+        assert!(!runs_in_order(&["kubeconfig", "cluster"]));
+        assert!(!runs_in_order(&[
+            "cluster",
+            "certificate",
+            "app",
+            "certificate",
+            "certificate"
+        ]));
+        assert!(!runs_in_order(&["cluster", "rollout"]));
+    }
 }
