@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -209,8 +210,9 @@ impl Manifest {
     }
 }
 
-/// Everything `up` would create.
-#[derive(Clone, Debug)]
+/// Everything `up` would create, and what `up` needs to create exactly that: `up` executes the
+/// plan rather than reading the file and rendering a second time.
+#[derive(Clone)]
 pub struct Plan {
     pub summary: Summary,
     pub provider: ProviderPlan,
@@ -218,6 +220,26 @@ pub struct Plan {
     pub manifests: Vec<Manifest>,
     /// Things worth knowing before `up`; printed to stderr.
     pub warnings: Vec<String>,
+    /// The environment file it was planned from.
+    pub env: Environment,
+    /// The templates it was rendered with, which `up` renders the rest with.
+    pub renderer: Arc<Renderer>,
+    /// The ownership record the cluster is created with (`summary.record` as pairs).
+    pub record: Record,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("summary", &self.summary)
+            .field("provider", &self.provider)
+            .field("addons", &self.addons)
+            .field("manifests", &self.manifests)
+            .field("warnings", &self.warnings)
+            .field("env", &self.env)
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Plans environment `input.name` from `loaded`.
@@ -226,7 +248,11 @@ pub struct Plan {
 /// Configuration errors placed at their field (a node resource group name too long, an
 /// unknown add-on version), template errors naming the template and line, and rendered
 /// manifests that are not Kubernetes objects.
-pub fn plan(loaded: &Loaded, input: &PlanInput, renderer: &Renderer) -> Result<Plan, crate::Error> {
+pub fn plan(
+    loaded: &Loaded,
+    input: &PlanInput,
+    renderer: &Arc<Renderer>,
+) -> Result<Plan, crate::Error> {
     let env = &loaded.env;
     let name = input.name.as_str();
     let ttl = input.ttl.unwrap_or_else(|| env.ttl_duration());
@@ -312,6 +338,9 @@ pub fn plan(loaded: &Loaded, input: &PlanInput, renderer: &Renderer) -> Result<P
         addons,
         manifests,
         warnings,
+        env: env.clone(),
+        renderer: renderer.clone(),
+        record,
     })
 }
 
@@ -798,7 +827,7 @@ pub fn run(req: &Request) -> Result<Plan, crate::Error> {
             })
         })
         .transpose()?;
-    let renderer = Renderer::new(req.templates.as_deref())?;
+    let renderer = Arc::new(Renderer::new(req.templates.as_deref())?);
     tracing::info!(environment = %name, file = %loaded.source.file, provider = loaded.env.provider.kind(), "planning");
     let plan = plan(
         &loaded,

@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 
 use super::EngineError;
-use super::arm_lease::lease_store;
 use super::gc::{OpenPrs, Reason, select};
 use super::lease::{LeaseRecord, LeaseStore};
 use crate::config::Environment;
@@ -137,8 +136,8 @@ pub async fn status(
             return Ok(report);
         }
     };
-    let lease = match lease_store(&provider, name.as_str(), Some(&client)).await {
-        Ok(store) => store.read().await.map_err(crate::Error::from),
+    let lease = match provider.lease_store(name.as_str(), Some(&client)).await {
+        Ok(store) => store.read().await,
         Err(e) => Err(e),
     };
     match lease {
@@ -148,7 +147,10 @@ pub async fn status(
             .push(format!("lease unreadable: {}", super::chain(&e))),
     }
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
-    match cms.get_opt(super::up::ADDONS_CONFIGMAP).await {
+    match cms
+        .get_opt(super::up::steps::addons::ADDONS_CONFIGMAP)
+        .await
+    {
         Ok(Some(cm)) => {
             if let Some(list) = cm.data.as_ref().and_then(|d| d.get("addons")) {
                 report.addons = list
@@ -254,13 +256,14 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         let outcome = if opts.dry_run {
             "would-delete".to_string()
         } else {
-            let result = async {
-                super::down::delete_dns_record(&env, &record.name, record.pr).await?;
-                let r =
-                    super::down::down_with(&provider, &record.name, None, progress.clone()).await?;
-                super::down::delete_federated_credential(&env, &provider, &record.name).await?;
-                Ok::<_, crate::Error>(r)
-            }
+            let result = super::down::teardown(&super::down::Target {
+                env: &env,
+                provider: &provider,
+                name: &record.name,
+                pr: record.pr,
+                kubeconfig: None,
+                progress: progress.clone(),
+            })
             .await;
             match result {
                 Ok(r) => r.outcome.to_string(),
@@ -291,37 +294,68 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         .collect();
     // Records without our metadata are never touched.
     if let Some(d) = &dns {
-        match d.gc_orphans(&live, opts.dry_run).await {
-            Ok(swept) => {
-                for sw in swept {
-                    if sw.outcome.starts_with("failed") {
-                        failed.push(format!("DNS record {}", sw.record.name));
-                    }
-                    report.dns_orphans.push(format!(
-                        "{} ({}): {}",
-                        sw.record.name,
-                        sw.record.environment().unwrap_or("?"),
-                        sw.outcome
-                    ));
+        sweep_dns(d, &live, &mut report, &mut failed).await;
+    }
+    sweep_credentials(&env, &provider, &live, &mut report, &mut failed).await?;
+    if !failed.is_empty() {
+        return Err(EngineError::GcIncomplete {
+            failed: failed.len(),
+            total: report.collected.len(),
+            names: failed.join(", "),
+        }
+        .into());
+    }
+    Ok(report)
+}
+
+/// Deletes DNS records whose environment is gone (an interrupted `down`, a cluster deleted by
+/// hand); records without our metadata are never touched. With `report.dry_run`, only lists
+/// them.
+async fn sweep_dns(
+    dns: &crate::dns::azure::AzureDns,
+    live: &std::collections::BTreeSet<String>,
+    report: &mut GcReport,
+    failed: &mut Vec<String>,
+) {
+    match dns.gc_orphans(live, report.dry_run).await {
+        Ok(swept) => {
+            for sw in swept {
+                if sw.outcome.starts_with("failed") {
+                    failed.push(format!("DNS record {}", sw.record.name));
                 }
-            }
-            Err(e) => {
-                failed.push("DNS records".to_string());
-                tracing::error!("collecting orphaned DNS records: {}", super::chain(&e));
+                report.dns_orphans.push(format!(
+                    "{} ({}): {}",
+                    sw.record.name,
+                    sw.record.environment().unwrap_or("?"),
+                    sw.outcome
+                ));
             }
         }
+        Err(e) => {
+            failed.push("DNS records".to_string());
+            tracing::error!("collecting orphaned DNS records: {}", super::chain(&e));
+        }
     }
-    // Federated credentials on the DNS-01 identity whose environment is gone, for the same
-    // reasons; only those this file's provider would have named are touched.
-    if let (crate::providers::any::AnyProvider::Aks(aks), Some(credentials)) = (
-        &provider,
-        crate::dns::identity::FederatedCredentials::from_env(
-            &env,
-            Arc::new(crate::providers::probe::SystemProbe),
-        )?,
-    ) {
+}
+
+/// Deletes the federated credentials on the DNS-01 identity whose environment is gone, for the
+/// same reasons; only those this file's provider would have named are touched.
+///
+/// # Errors
+/// An unusable identity configuration.
+async fn sweep_credentials(
+    env: &Environment,
+    provider: &AnyProvider,
+    live: &std::collections::BTreeSet<String>,
+    report: &mut GcReport,
+    failed: &mut Vec<String>,
+) -> Result<(), crate::Error> {
+    let probe = Arc::new(crate::providers::probe::SystemProbe);
+    if let Some(credentials) = crate::dns::identity::FederatedCredentials::from_env(env, probe)? {
+        // Only AKS files name a DNS-01 identity, and AKS clusters always have a resource id.
+        let cluster_id = |n: &str| provider.cluster_resource_id(n).unwrap_or_default();
         match credentials
-            .gc_orphans(&live, |n| aks.resource_id(n), opts.dry_run)
+            .gc_orphans(live, cluster_id, report.dry_run)
             .await
         {
             Ok(swept) => {
@@ -341,13 +375,5 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             }
         }
     }
-    if !failed.is_empty() {
-        return Err(EngineError::GcIncomplete {
-            failed: failed.len(),
-            total: report.collected.len(),
-            names: failed.join(", "),
-        }
-        .into());
-    }
-    Ok(report)
+    Ok(())
 }

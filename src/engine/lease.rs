@@ -2,125 +2,23 @@
 //!
 //! The lease lives on the environment's own resources (a `coordination.k8s.io` Lease in
 //! `kube-system` for kind and local, an ARM tag written with `If-Match` for AKS), never in a
-//! local file. The rules are pure and tested here; stores only read and compare-and-swap.
+//! local file. The rules are pure and tested here; the record and the stores, which only read
+//! and compare-and-swap, are the providers' ([`crate::providers::lease`]).
 //!
 //! - A free or expired lease is taken.
 //! - `down` always wins: it takes the lease from any `up`.
 //! - A newer `up` supersedes an older one; the older one notices at its next safe point.
 //! - An older `up` that finds a newer one, or any `up` that finds a live `down`, gives way.
 
-use std::future::Future;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::providers::ProviderError;
+pub use crate::providers::lease::{LeaseRecord, LeaseStore, Operation, Written};
 
-/// What a run is doing with the environment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    Up,
-    Down,
-}
-
-impl std::fmt::Display for Operation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Operation::Up => "up",
-            Operation::Down => "down",
-        })
-    }
-}
-
-/// One holder's claim.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeaseRecord {
-    /// A unique id of the run (host, pid and start time), never a secret.
-    pub holder: String,
-    pub operation: Operation,
-    /// When the holding run started; decides which of two `up`s is newer.
-    pub started_at: Timestamp,
-    /// Last renewal.
-    pub renewed_at: Timestamp,
-    /// The lease lapses this long after the last renewal (a killed run frees it by itself).
-    pub duration_seconds: u64,
-}
-
-impl LeaseRecord {
-    pub fn new(
-        holder: impl Into<String>,
-        operation: Operation,
-        now: Timestamp,
-        duration: Duration,
-    ) -> Self {
-        LeaseRecord {
-            holder: holder.into(),
-            operation,
-            started_at: now,
-            renewed_at: now,
-            duration_seconds: duration.as_secs().max(1),
-        }
-    }
-
-    /// A lease nobody holds, long lapsed: what a missing or damaged stored lease reads as, so
-    /// the store's version still guards the write that takes it.
-    pub fn vacant() -> Self {
-        LeaseRecord {
-            holder: String::new(),
-            operation: Operation::Up,
-            started_at: Timestamp::UNIX_EPOCH,
-            renewed_at: Timestamp::UNIX_EPOCH,
-            duration_seconds: 1,
-        }
-    }
-
-    /// When the lease lapses if not renewed.
-    pub fn expires_at(&self) -> Timestamp {
-        let secs = i64::try_from(self.duration_seconds).unwrap_or(i64::MAX / 2);
-        self.renewed_at
-            .checked_add(jiff::SignedDuration::from_secs(secs))
-            .unwrap_or(Timestamp::MAX)
-    }
-
-    pub fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at() <= now
-    }
-
-    /// The compact form stored in an ARM tag: `op;holder;started;renewed;seconds`.
-    pub fn to_tag(&self) -> String {
-        format!(
-            "{};{};{};{};{}",
-            self.operation, self.holder, self.started_at, self.renewed_at, self.duration_seconds
-        )
-    }
-
-    /// Parses [`LeaseRecord::to_tag`]; `None` for anything else (a damaged lease is a free one).
-    pub fn from_tag(s: &str) -> Option<Self> {
-        let mut it = s.split(';');
-        let operation = match it.next()? {
-            "up" => Operation::Up,
-            "down" => Operation::Down,
-            _ => return None,
-        };
-        let holder = it.next()?.to_string();
-        let started_at = it.next()?.parse().ok()?;
-        let renewed_at = it.next()?.parse().ok()?;
-        let duration_seconds = it.next()?.parse().ok()?;
-        if it.next().is_some() || holder.is_empty() {
-            return None;
-        }
-        Some(LeaseRecord {
-            holder,
-            operation,
-            started_at,
-            renewed_at,
-            duration_seconds,
-        })
-    }
-}
+/// How long a run's lease lasts without renewal; a killed run frees it after this.
+pub const LEASE_DURATION: Duration = Duration::from_secs(300);
 
 /// What to do about the current lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,30 +58,6 @@ pub fn decide(current: Option<&LeaseRecord>, me: &LeaseRecord, now: Timestamp) -
             }
         }
     }
-}
-
-/// The outcome of a compare-and-swap write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Written {
-    Ok,
-    /// Someone wrote in between; read again.
-    Conflict,
-}
-
-/// Where a lease is stored. `version` is the store's optimistic-concurrency token
-/// (a resourceVersion, an ETag).
-pub trait LeaseStore: Send + Sync {
-    fn read(
-        &self,
-    ) -> impl Future<Output = Result<Option<(LeaseRecord, String)>, ProviderError>> + Send;
-    /// Writes `lease` only if the stored version is still `expected` (`None`: only if absent).
-    fn write(
-        &self,
-        lease: &LeaseRecord,
-        expected: Option<&str>,
-    ) -> impl Future<Output = Result<Written, ProviderError>> + Send;
-    /// Removes the lease if it is still `holder`'s. Already gone is success.
-    fn release(&self, holder: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }
 
 /// Why a lease could not be held.

@@ -1,23 +1,21 @@
 //! The lifecycle engine: up, down, list, status, gc and extend.
 //!
-//! `up` is an ordered pipeline of named steps (cluster → kubeconfig → add-ons → app → report).
-//! Every step is an ensure, so a rerun after any failure, or after `kill -9` at any point,
-//! converges. Records live on the resources; the lease lives in the environment's cluster.
+//! `up` is an ordered list of named steps ([`up::steps::STEPS`]), run by one runner
+//! (`runner.rs`) that holds the lease around them and rolls back on failure; `down` is the
+//! ordered teardown in [`down`]. Every step is an ensure, so a rerun after any failure, or after
+//! `kill -9` at any point, converges. Records live on the resources, and so does the lease.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
 
-use crate::progress::{Progress, State};
-
-pub mod arm_lease;
 pub mod ci;
 pub mod down;
 pub mod gc;
+mod guard;
 pub mod inventory;
-pub mod kube_lease;
 pub mod lease;
 pub mod notify;
+mod runner;
+mod teardown;
 pub mod up;
 
 pub use down::{DownOptions, DownReport, down};
@@ -94,82 +92,6 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub seconds: f64,
-}
-
-/// Runs named steps with progress and timing.
-pub(crate) struct Steps {
-    progress: Arc<dyn Progress>,
-    pub(crate) done: Vec<StepReport>,
-}
-
-impl Steps {
-    pub(crate) fn new(progress: Arc<dyn Progress>) -> Self {
-        Steps {
-            progress,
-            done: Vec::new(),
-        }
-    }
-
-    /// Runs `fut` as step `name`; its error is wrapped as [`EngineError::Step`].
-    pub(crate) async fn run<T, E>(
-        &mut self,
-        name: &'static str,
-        fut: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, crate::Error>
-    where
-        E: Into<crate::Error>,
-    {
-        self.progress.update("step", name, State::Started);
-        let t0 = Instant::now();
-        match fut.await {
-            Ok(v) => {
-                self.progress.update("step", name, State::Done);
-                self.done.push(StepReport {
-                    step: name,
-                    outcome: "done",
-                    detail: None,
-                    seconds: secs(t0),
-                });
-                Ok(v)
-            }
-            Err(e) => {
-                let e: crate::Error = e.into();
-                self.progress
-                    .update("step", name, State::Failed(first_line(&e)));
-                self.done.push(StepReport {
-                    step: name,
-                    outcome: "failed",
-                    detail: Some(chain(&e)),
-                    seconds: secs(t0),
-                });
-                Err(EngineError::Step {
-                    step: name,
-                    source: Box::new(e),
-                }
-                .into())
-            }
-        }
-    }
-
-    /// Records a step that had nothing to do.
-    pub(crate) fn skip(&mut self, name: &'static str, why: &str) {
-        self.progress
-            .update("step", name, State::Skipped(why.to_string()));
-        self.done.push(StepReport {
-            step: name,
-            outcome: "skipped",
-            detail: Some(why.to_string()),
-            seconds: 0.0,
-        });
-    }
-}
-
-fn secs(t0: Instant) -> f64 {
-    (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0
-}
-
-fn first_line(e: &dyn std::error::Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// An error and its causes, joined with `: `.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::kind::KindProvider;
+use super::lease::AnyLeaseStore;
 use super::local::LocalProvider;
 use super::{ClusterRequest, Deleted, Ensured, Kubeconfig, Provider, ProviderError};
 use crate::config::{Environment, ProviderConfig};
@@ -84,5 +85,17 @@ impl Provider for AnyProvider {
 
     async fn update_record(&self, record: &Record) -> Result<(), ProviderError> {
         each!(self, p => p.update_record(record).await)
+    }
+
+    async fn lease_store<'a>(
+        &'a self,
+        name: &str,
+        client: Option<&kube::Client>,
+    ) -> Result<AnyLeaseStore<'a>, ProviderError> {
+        each!(self, p => p.lease_store(name, client).await)
+    }
+
+    fn cluster_resource_id(&self, name: &str) -> Option<String> {
+        each!(self, p => p.cluster_resource_id(name))
     }
 }

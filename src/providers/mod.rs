@@ -1,18 +1,23 @@
 //! Cluster providers: AKS, kind and local.
 //!
-//! Every provider implements [`Provider`]: ensure, kubeconfig, delete, list and record updates.
-//! No provider-specific type leaks out of this module; callers hold an [`AnyProvider`].
+//! Every provider implements [`Provider`]: ensure, kubeconfig, delete, list, record updates, and
+//! what the engine needs beyond those: where the environment's lease is kept and the id of its
+//! cluster. No provider-specific type leaks out of this module; callers hold an
+//! [`any::AnyProvider`] and never branch on which provider it is.
 
 use std::future::Future;
 use std::path::Path;
 
 use crate::record::Record;
+use lease::{AnyLeaseStore, KubeLease};
 
 pub mod aks;
 pub mod any;
 pub mod configmap;
 pub mod kind;
+pub mod kube_lease;
 pub mod kubeconfig;
+pub mod lease;
 pub mod local;
 pub mod plan;
 pub mod probe;
@@ -82,6 +87,35 @@ pub trait Provider: Send + Sync {
         &self,
         record: &Record,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    /// Where environment `name`'s lease is kept. By default a `coordination.k8s.io` Lease in
+    /// the cluster, reached with `client`, or with a client made from the provider's kubeconfig
+    /// when none is given.
+    ///
+    /// # Errors
+    /// [`ProviderError::NotFound`] when the environment does not exist; kubeconfig and client
+    /// errors.
+    fn lease_store<'a>(
+        &'a self,
+        name: &str,
+        client: Option<&kube::Client>,
+    ) -> impl Future<Output = Result<AnyLeaseStore<'a>, ProviderError>> + Send {
+        let client = client.cloned();
+        async move {
+            let client = match client {
+                Some(c) => c,
+                None => self.kubeconfig(name).await?.client().await?,
+            };
+            Ok(AnyLeaseStore::Kube(KubeLease::new(client, name)))
+        }
+    }
+
+    /// The provider's id of environment `name`'s cluster (the ARM id on AKS), which what the
+    /// environment owns elsewhere is named after (the DNS-01 identity's federated credential);
+    /// `None` where clusters have none.
+    fn cluster_resource_id(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Errors from providers.

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ephemera::engine::kube_lease::KubeLease;
 use ephemera::engine::lease::{self, LeaseRecord, LeaseStore, Operation};
+use ephemera::providers::kube_lease::KubeLease;
 use serde_json::{Value, json};
 
 use crate::common::cli::{ephemera, stderr, stdout};

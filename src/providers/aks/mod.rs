@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
 use crate::config::{AksConfig, ResourceGroupStrategy};
+use crate::providers::lease::AnyLeaseStore;
 use crate::providers::probe::Probe;
 use crate::providers::{ClusterRequest, Deleted, Ensured, Kubeconfig, Provider, ProviderError};
 use crate::record::{Record, RecordError, keys};
@@ -24,6 +25,7 @@ use crate::record::{Record, RecordError, keys};
 pub mod arm;
 pub mod cloud;
 pub mod credentials;
+pub mod lease;
 pub mod spec;
 
 pub use arm::Timing;
@@ -906,6 +908,19 @@ impl Provider for Aks {
     async fn update_record(&self, record: &Record) -> Result<(), ProviderError> {
         self.arm.new_pass().await;
         self.update_record_inner(record).await
+    }
+
+    /// The cluster's ARM tag: readable before the cluster answers, and gone with the cluster.
+    async fn lease_store<'a>(
+        &'a self,
+        name: &str,
+        _client: Option<&kube::Client>,
+    ) -> Result<AnyLeaseStore<'a>, ProviderError> {
+        Ok(AnyLeaseStore::Arm(lease::ArmLease::new(self, name)?))
+    }
+
+    fn cluster_resource_id(&self, name: &str) -> Option<String> {
+        Some(self.resource_id(name))
     }
 }
 

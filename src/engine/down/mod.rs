@@ -1,0 +1,135 @@
+//! `down`: delete everything the environment owns. Idempotent, safe while an `up` runs (down
+//! takes the lease from it), and successful when nothing is left.
+//!
+//! What `down` does, in order (`teardown`, which `gc` runs too):
+//! 1. the environment's DNS record, when ephemera manages the zone;
+//! 2. the lease, taken from whoever holds it, so a running `up` stops;
+//! 3. step `cluster`: the cluster and everything the provider made for it;
+//! 4. the kubeconfig context and file;
+//! 5. the federated credential on the DNS-01 identity (after the cluster, so an `up` that raced
+//!    this `down` cannot put it back behind us);
+//! 6. with `--github`, the PR's deployments and comment ([`down`] only).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::StepReport;
+use super::lease::Operation;
+use super::runner::{Runner, Start};
+use super::teardown;
+use crate::config::Environment;
+use crate::progress::Progress;
+use crate::providers::any::{AnyProvider, ProviderOptions};
+use crate::providers::{Deleted, Provider};
+use crate::templates::Renderer;
+
+/// The steps of `down` that are reported, in order.
+pub const STEPS: [&str; 1] = ["cluster"];
+
+/// What `down` is asked to do.
+#[derive(Clone, Debug)]
+pub struct DownOptions {
+    pub env_file: PathBuf,
+    pub pr: Option<String>,
+    pub name: Option<String>,
+    pub templates: Option<PathBuf>,
+    /// `--kubeconfig PATH`: remove the environment's context from this file too.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--github`: mark the PR's deployments inactive and update the PR comment.
+    pub github: bool,
+}
+
+/// What `down` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownReport {
+    pub name: String,
+    pub provider: String,
+    /// `deleted`, or `already-gone`.
+    pub outcome: &'static str,
+    /// GitHub reporting problems; they never fail `down`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// A run of `up` this `down` took the lease from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<String>,
+    pub steps: Vec<StepReport>,
+}
+
+/// The environment to tear down.
+pub(crate) struct Target<'a> {
+    pub env: &'a Environment,
+    pub provider: &'a AnyProvider,
+    pub name: &'a str,
+    pub pr: Option<u64>,
+    /// `--kubeconfig PATH`, whose context for the environment goes too.
+    pub kubeconfig: Option<&'a Path>,
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Deletes everything `target` owns, in the order of the module comment.
+///
+/// # Errors
+/// Provider and ARM errors; the environment may be partly deleted, and a rerun continues.
+pub(crate) async fn teardown(target: &Target<'_>) -> Result<DownReport, crate::Error> {
+    let name = target.name;
+    teardown::delete_dns_record(target.env, name, target.pr).await?;
+    let mut run = Runner::new(Start {
+        provider: target.provider,
+        name,
+        operation: Operation::Down,
+        order: &STEPS,
+        progress: target.progress.clone(),
+        keep_on_failure: false,
+    });
+    let superseded = run.take_over().await;
+    let deleted = run.step(STEPS[0], target.provider.delete(name)).await?;
+    teardown::forget_kubeconfig(name, target.kubeconfig);
+    teardown::delete_federated_credential(target.env, target.provider, name).await?;
+    Ok(DownReport {
+        name: name.to_string(),
+        provider: target.provider.kind().to_string(),
+        outcome: match deleted {
+            Deleted::Deleted => "deleted",
+            Deleted::AlreadyGone => "already-gone",
+        },
+        superseded,
+        warnings: Vec::new(),
+        steps: run.reports(),
+    })
+}
+
+/// `down` from an environment file and a PR or name.
+///
+/// # Errors
+/// Bad input (exit 2) before anything is deleted; then as `teardown`.
+pub async fn down(
+    opts: &DownOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<DownReport, crate::Error> {
+    let env = crate::config::load(&opts.env_file)?;
+    let (name, pr) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let github = crate::github::Settings::from_env(env.github.as_ref(), opts.github)
+        .map_err(|e| super::EngineError::Invalid(super::chain(&e)))?;
+    let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
+    let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
+    let mut report = teardown(&Target {
+        env: &env,
+        provider: &provider,
+        name: name.as_str(),
+        pr,
+        kubeconfig: opts.kubeconfig.as_deref(),
+        progress,
+    })
+    .await?;
+    if let (Some(settings), Some(pr)) = (github, pr) {
+        let mut reporter = crate::github::Reporter::new(settings);
+        for w in reporter.torn_down(&name, pr).await {
+            tracing::warn!("{w}");
+            report.warnings.push(w.to_string());
+        }
+    }
+    Ok(report)
+}

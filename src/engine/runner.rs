@@ -1,0 +1,426 @@
+//! The runner: one place that runs the steps of `up` and `down`.
+//!
+//! Every step runs with progress (`step NAME: started`, then done, skipped or failed) and
+//! timing, in the order its pipeline declares. Once the run holds the environment's lease, every
+//! step also runs inside the lease guard ([`guard::guarded`]: stopped as soon as another run
+//! takes the environment, lease renewed while it runs), and the lease is checked and renewed at
+//! every boundary between steps. When the pipeline fails, the runner explains the failure (exit 4
+//! when another run took the environment), releases the lease, and rolls back a cluster this run
+//! created, unless the user asked to keep it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use super::guard;
+use super::lease::{self, LeaseRecord, LeaseStore, Operation};
+use super::{EngineError, StepReport, chain};
+use crate::progress::{Progress, State};
+use crate::providers::any::AnyProvider;
+use crate::providers::lease::AnyLeaseStore;
+use crate::providers::{Provider, ProviderError};
+
+/// How a run starts.
+pub(crate) struct Start<'p> {
+    pub provider: &'p AnyProvider,
+    pub name: &'p str,
+    pub operation: Operation,
+    /// The pipeline's steps in the order they run; a step may run only after the ones before it.
+    pub order: &'static [&'static str],
+    pub progress: Arc<dyn Progress>,
+    /// Keep a cluster this run created when a later step fails.
+    pub keep_on_failure: bool,
+}
+
+/// Runs one pipeline's steps; see the module comment.
+pub(crate) struct Runner<'p> {
+    provider: &'p AnyProvider,
+    name: String,
+    me: LeaseRecord,
+    order: Order,
+    steps: Steps,
+    /// A store read before the cluster answered (ARM), kept for [`Runner::hold`].
+    early: Option<AnyLeaseStore<'p>>,
+    /// The store of the lease this run holds.
+    held: Option<AnyLeaseStore<'p>>,
+    /// A step ended since the lease was last checked.
+    check_due: bool,
+    /// A step succeeded, so the environment exists (the first step ensures it).
+    existed: bool,
+    created: bool,
+    keep_on_failure: bool,
+    /// Things worth telling the user that did not fail the run.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl<'p> Runner<'p> {
+    pub(crate) fn new(start: Start<'p>) -> Self {
+        let now = Timestamp::now();
+        Runner {
+            provider: start.provider,
+            name: start.name.to_string(),
+            me: LeaseRecord::new(
+                lease::run_id(now),
+                start.operation,
+                now,
+                lease::LEASE_DURATION,
+            ),
+            order: Order::new(start.order),
+            steps: Steps::new(start.progress),
+            early: None,
+            held: None,
+            check_due: false,
+            existed: false,
+            created: false,
+            keep_on_failure: start.keep_on_failure,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Gives way, before anything is changed, to a live `down` or a newer `up` holding an
+    /// existing environment (down always wins: an `up` that starts while a `down` runs must not
+    /// repair or recreate the cluster under it).
+    ///
+    /// # Errors
+    /// [`lease::LeaseError::Held`] (exit 4) when another run wins.
+    pub(crate) async fn preflight(&mut self) -> Result<(), crate::Error> {
+        self.early = guard::preflight(self.provider, &self.name, &self.me).await?;
+        Ok(())
+    }
+
+    /// Takes the lease for this run, through `client` when the lease lives in the cluster. From
+    /// here on every step runs guarded. Superseding an older `up` is a warning.
+    ///
+    /// # Errors
+    /// [`lease::LeaseError::Held`] (exit 4) when another run wins; store errors.
+    pub(crate) async fn hold(&mut self, client: &kube::Client) -> Result<(), crate::Error> {
+        let store = match self.early.take() {
+            Some(s) => s,
+            None => self.provider.lease_store(&self.name, Some(client)).await?,
+        };
+        if let Some(previous) = lease::acquire(&store, &self.name, &self.me)
+            .await
+            .map_err(EngineError::from)?
+        {
+            let w = format!(
+                "superseding an older up of {} ({}); it stops at its next step",
+                self.name, previous.holder
+            );
+            tracing::warn!("{w}");
+            self.warnings.push(w);
+        }
+        self.held = Some(store);
+        Ok(())
+    }
+
+    /// Takes the lease from whoever holds it (down always wins), so a running `up` stops at its
+    /// next step. An unreachable or missing cluster has no lease to take, which is fine: there
+    /// is nothing for an `up` to continue with. Gives up after 20 s: a cluster that hangs, or an
+    /// operation running on it, must not keep `down` from deleting it. Returns the run it took
+    /// the lease from.
+    pub(crate) async fn take_over(&mut self) -> Option<String> {
+        let fut = async {
+            let store = self.provider.lease_store(&self.name, None).await?;
+            Ok::<_, crate::Error>(
+                lease::acquire(&store, &self.name, &self.me)
+                    .await
+                    .map_err(EngineError::from)?,
+            )
+        };
+        let taken = match tokio::time::timeout(Duration::from_secs(20), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(EngineError::Invalid("timed out taking the lease".into()).into()),
+        };
+        match taken {
+            Ok(previous) => previous.map(|p| p.holder),
+            Err(
+                crate::Error::Provider(ProviderError::NotFound(_))
+                | crate::Error::Engine(EngineError::Lease(lease::LeaseError::Gone { .. })),
+            ) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "could not take the lease of {} (deleting anyway): {}",
+                    self.name,
+                    chain(&e)
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs step `name`: guarded once the lease is held, after a lease check when a step ended
+    /// since the last one.
+    ///
+    /// # Errors
+    /// The step's error as [`EngineError::Step`]; the lease's, when another run took the
+    /// environment.
+    pub(crate) async fn step<T, E>(
+        &mut self,
+        name: &'static str,
+        step: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, crate::Error>
+    where
+        E: Into<crate::Error>,
+    {
+        self.advance(name);
+        let out = match &self.held {
+            None => self.steps.run(name, step).await,
+            Some(store) => {
+                if self.check_due {
+                    lease::check_and_renew(store, &self.name, &self.me)
+                        .await
+                        .map_err(EngineError::from)?;
+                }
+                let guarded = guard::guarded(store, self.provider, &self.name, &self.me, step);
+                self.steps.run(name, guarded).await
+            }
+        };
+        self.check_due = true;
+        self.existed |= out.is_ok();
+        out
+    }
+
+    /// Records that step `name` had nothing to do, and why.
+    pub(crate) fn skip(&mut self, name: &'static str, why: &str) {
+        self.advance(name);
+        self.steps.skip(name, why);
+        self.check_due = true;
+    }
+
+    /// Records whether this run created the environment: if it did, a later failure deletes it
+    /// again, unless the user keeps it.
+    pub(crate) fn created(&mut self, created: bool) {
+        self.created = created;
+    }
+
+    /// Ends the run with the pipeline's `result`: releases the lease unless another run took it,
+    /// explains a failure, and runs `rollback` when this run created the environment (and it is
+    /// neither kept nor taken over by another run).
+    ///
+    /// # Errors
+    /// The pipeline's error, explained.
+    pub(crate) async fn finish<T, R>(
+        &mut self,
+        result: Result<T, crate::Error>,
+        rollback: impl FnOnce() -> R,
+    ) -> Result<T, crate::Error>
+    where
+        R: Future<Output = ()>,
+    {
+        if let Some(store) = &self.held
+            && !matches!(&result, Err(e) if is_superseded(e))
+            && let Err(e) = store.release(&self.me.holder).await
+        {
+            tracing::warn!("releasing the lease of {}: {}", self.name, chain(&e));
+        }
+        let e = match result {
+            Ok(v) => return Ok(v),
+            Err(e) => self.explain(e).await,
+        };
+        if self.created && !self.keep_on_failure && !is_superseded(&e) {
+            tracing::warn!(
+                "up failed after creating {}; deleting it (pass --keep-on-failure to keep it)",
+                self.name
+            );
+            rollback().await;
+        }
+        Err(e)
+    }
+
+    /// The steps that ran, for the report.
+    pub(crate) fn reports(&self) -> Vec<StepReport> {
+        self.steps.done.clone()
+    }
+
+    /// A step that failed because a down deleted the environment, or another run took it over,
+    /// reports that (exit 4) rather than its symptom, so the loser leaves the environment to the
+    /// winner.
+    async fn explain(&self, e: crate::Error) -> crate::Error {
+        if is_superseded(&e) {
+            return e;
+        }
+        match guard::taken_over(self.provider, &self.name, &self.me, self.existed).await {
+            Some(why) => {
+                tracing::warn!("{}", chain(&e));
+                EngineError::from(why).into()
+            }
+            None => e,
+        }
+    }
+
+    /// Moves past step `name` in the declared order; a step out of order is a bug in the
+    /// pipeline, caught by the tests that run it.
+    fn advance(&mut self, name: &str) {
+        let in_order = self.order.advance(name);
+        debug_assert!(
+            in_order,
+            "step {name} runs out of the declared order {:?}",
+            self.order.steps
+        );
+    }
+}
+
+/// A pipeline's declared steps, and how far a run is through them. A step may be left out, and
+/// a name may be declared twice (for a step that runs in one of two places).
+struct Order {
+    steps: &'static [&'static str],
+    /// Index in `steps` after the last step that ran.
+    next: usize,
+}
+
+impl Order {
+    fn new(steps: &'static [&'static str]) -> Self {
+        Order { steps, next: 0 }
+    }
+
+    /// Moves past the next declaration of `name`; false when none is left.
+    fn advance(&mut self, name: &str) -> bool {
+        match self.steps[self.next..].iter().position(|s| *s == name) {
+            Some(i) => {
+                self.next += i + 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A run that lost its lease to a newer `up` or a `down` must not delete what the winner uses.
+fn is_superseded(e: &crate::Error) -> bool {
+    match e {
+        crate::Error::Engine(EngineError::Lease(lease::LeaseError::Store(_))) => false,
+        crate::Error::Engine(EngineError::Lease(_)) => true,
+        crate::Error::Engine(EngineError::Step { source, .. }) => is_superseded(source),
+        _ => false,
+    }
+}
+
+/// Runs named steps with progress and timing.
+struct Steps {
+    progress: Arc<dyn Progress>,
+    done: Vec<StepReport>,
+}
+
+impl Steps {
+    fn new(progress: Arc<dyn Progress>) -> Self {
+        Steps {
+            progress,
+            done: Vec::new(),
+        }
+    }
+
+    /// Runs `fut` as step `name`; its error is wrapped as [`EngineError::Step`].
+    async fn run<T, E>(
+        &mut self,
+        name: &'static str,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, crate::Error>
+    where
+        E: Into<crate::Error>,
+    {
+        self.progress.update("step", name, State::Started);
+        let t0 = Instant::now();
+        match fut.await {
+            Ok(v) => {
+                self.progress.update("step", name, State::Done);
+                self.done.push(StepReport {
+                    step: name,
+                    outcome: "done",
+                    detail: None,
+                    seconds: secs(t0),
+                });
+                Ok(v)
+            }
+            Err(e) => {
+                let e: crate::Error = e.into();
+                self.progress
+                    .update("step", name, State::Failed(first_line(&e)));
+                self.done.push(StepReport {
+                    step: name,
+                    outcome: "failed",
+                    detail: Some(chain(&e)),
+                    seconds: secs(t0),
+                });
+                Err(EngineError::Step {
+                    step: name,
+                    source: Box::new(e),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Records a step that had nothing to do.
+    fn skip(&mut self, name: &'static str, why: &str) {
+        self.progress
+            .update("step", name, State::Skipped(why.to_string()));
+        self.done.push(StepReport {
+            step: name,
+            outcome: "skipped",
+            detail: Some(why.to_string()),
+            seconds: 0.0,
+        });
+    }
+}
+
+fn secs(t0: Instant) -> f64 {
+    (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0
+}
+
+fn first_line(e: &dyn std::error::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Order;
+    use crate::engine::up::steps::STEPS;
+
+    fn runs_in_order(steps: &[&str]) -> bool {
+        let mut order = Order::new(&STEPS);
+        steps.iter().all(|s| order.advance(s))
+    }
+
+    #[test]
+    fn the_runs_of_up_follow_its_declared_order_and_a_misplaced_step_does_not() {
+        // A rerun on the fast path, a local run, and an AKS run with a zone and an identity.
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "dns",
+            "certificate",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "identity",
+            "addons",
+            "dns",
+            "app",
+            "certificate",
+            "report"
+        ]));
+        assert!(!runs_in_order(&["cluster", "kubeconfig", "app", "addons"]));
+        assert!(!runs_in_order(&["kubeconfig", "cluster"]));
+        assert!(!runs_in_order(&[
+            "cluster",
+            "certificate",
+            "app",
+            "certificate",
+            "certificate"
+        ]));
+        assert!(!runs_in_order(&["cluster", "rollout"]));
+    }
+}
