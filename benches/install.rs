@@ -337,6 +337,7 @@ fn bundles() -> SourceOptions {
     SourceOptions {
         bundles: vec![shared(), repo().join("tests/fixtures/manifests")],
         cache_dir: None,
+        ..Default::default()
     }
 }
 

@@ -786,6 +786,7 @@ mod tests {
                 root.join("tests/fixtures/manifests"),
             ],
             cache_dir: None,
+            ..Default::default()
         }
     }
 

@@ -30,13 +30,16 @@ pub struct UpArgs {
     /// The PR's head commit (default: from the GitHub Actions event).
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
+    /// Refuse any add-on source whose sha256 neither its definition nor the lock file pins.
+    #[arg(long, env = ephemera::addons::lock::LOCKED_ENV, value_parser = clap::builder::BoolishValueParser::new())]
+    pub locked: bool,
 }
 
 pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = duration("--timeout", &args.timeout)?;
     let opts = ephemera::engine::UpOptions {
+        sources: super::sources(settings, &args.input.target.env, args.locked)?,
         request: args.input.request(None, settings),
-        manifests: settings.manifests.clone(),
         kubeconfig: settings.kubeconfig.clone(),
         keep_on_failure: args.keep_on_failure,
         timeout,

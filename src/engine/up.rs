@@ -33,8 +33,9 @@ pub const ADDONS_CONFIGMAP: &str = "ephemera-addons";
 pub struct UpOptions {
     /// The plan inputs: env file, PR or name, image, untrusted metadata, ttl, templates.
     pub request: crate::plan::Request,
-    /// `--manifests DIR`: an offline bundle of upstream manifests.
-    pub manifests: Option<PathBuf>,
+    /// Where add-on manifests come from (`--manifests`, the mirror) and what they are checked
+    /// against (the lock, `--locked`).
+    pub sources: crate::addons::SourceOptions,
     /// `--kubeconfig PATH`: merge the environment's context into this file.
     pub kubeconfig: Option<PathBuf>,
     /// Keep a cluster this run created when a later step fails.
@@ -96,6 +97,7 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     // `up` stamps the real time; `plan` uses `--now` or a placeholder to stay reproducible.
     request.now = Some(Timestamp::now().to_string());
     let plan = crate::plan::run(&request)?;
+    crate::addons::sources::check(&plan.addons, &opts.sources)?;
     let env = crate::config::load(&request.env_file)?;
     let renderer = Arc::new(Renderer::new(request.templates.as_deref())?);
     let record = Record::from_pairs(&plan.summary.record)
@@ -740,9 +742,7 @@ async fn install_addons(
     fingerprint: &str,
 ) -> Result<(), crate::Error> {
     if !plan.addons.is_empty() {
-        let sources = crate::addons::sources::SourceOptions::from_flag_or_env(&bundle_dirs(
-            opts.manifests.as_deref(),
-        ));
+        let sources = opts.sources.clone();
         let mut ctx = crate::addons::install::InstallContext::new(
             name,
             env.provider.kind(),
@@ -823,16 +823,6 @@ async fn apply_app(
     )
     .await?;
     Ok(Some(status))
-}
-
-/// `--manifests` may name several bundle directories, separated like `PATH`.
-fn bundle_dirs(flag: Option<&std::path::Path>) -> Vec<PathBuf> {
-    flag.map(|p| {
-        std::env::split_paths(p.as_os_str())
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 /// Replaces `from` with `to` inside every string of `manifests` (the pending preview host, once

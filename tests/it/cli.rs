@@ -2,7 +2,7 @@
 
 use crate::common::cli::{NOW, ephemera, run, stderr, stdout, yaml_docs};
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "up",
     "down",
     "list",
@@ -15,6 +15,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "abort",
     "extend",
     "doctor",
+    "lock",
 ];
 
 /// `plan` for the local environment at the fixed time.

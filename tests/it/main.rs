@@ -21,5 +21,6 @@ mod kube_delete;
 mod kube_wait;
 mod lifecycle;
 mod local;
+mod lock;
 mod plan;
 mod testcluster;

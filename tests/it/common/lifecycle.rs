@@ -103,6 +103,16 @@ impl Sandbox {
         Sandbox { tmp, vars }
     }
 
+    /// With nothing but `vars` (no provider set up).
+    pub fn with_vars(vars: Vec<(String, String)>) -> Sandbox {
+        Sandbox::new(vars)
+    }
+
+    /// Adds variables to every later run.
+    pub fn add_vars(&mut self, vars: Vec<(String, String)>) {
+        self.vars.extend(vars);
+    }
+
     /// For AKS environments served by `fake` (client-secret credential, no Azure CLI).
     pub fn aks(fake: &FakeArm) -> Sandbox {
         Sandbox::new(fake.env())

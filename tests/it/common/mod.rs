@@ -8,3 +8,4 @@ pub mod fake_github;
 pub mod lifecycle;
 pub mod stand_ins;
 pub mod testcluster;
+pub mod upstream;
