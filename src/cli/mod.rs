@@ -120,6 +120,7 @@ impl EnvInputArgs {
             now,
             ttl: self.ttl,
             templates: settings.templates.clone(),
+            resolve_secrets: false,
         }
     }
 }

@@ -39,7 +39,11 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = duration("--timeout", &args.timeout)?;
     let opts = ephemera::engine::UpOptions {
         sources: super::sources(settings, &args.input.target.env, args.locked)?,
-        request: args.input.request(None, settings),
+        request: ephemera::plan::Request {
+            // up writes the registry Secret with the real password.
+            resolve_secrets: true,
+            ..args.input.request(None, settings)
+        },
         kubeconfig: settings.kubeconfig.clone(),
         keep_on_failure: args.keep_on_failure,
         timeout,

@@ -23,4 +23,5 @@ mod lifecycle;
 mod local;
 mod lock;
 mod plan;
+mod registry;
 mod testcluster;
