@@ -20,12 +20,13 @@ use serde_json::json;
 
 use crate::common::testcluster::{TestCluster, repo_root, shared_cluster};
 
-/// The offline bundle: the shared upstream manifests, then the test-only cert-manager controllers.
+/// The offline bundle: the shared upstream manifests, then cert-manager's controllers rendered
+/// from the upstream chart by `scripts/testcluster build`.
 pub fn bundles() -> SourceOptions {
     SourceOptions {
         bundles: vec![
             repo_root().join("../shared/fixtures/manifests"),
-            repo_root().join("tests/fixtures/manifests"),
+            crate::common::testcluster::rendered_manifests(),
         ],
         cache_dir: None,
         ..Default::default()

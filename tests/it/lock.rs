@@ -93,7 +93,12 @@ fn lock_writes_every_sum_and_locked_refuses_what_nothing_pins() {
     let rt = runtime();
     let mut sb = Sandbox::with_vars(vec![]);
     let env = pr_kind_on_local(&sb);
-    let files = files_for(&env, &test_bundle());
+    // Nothing is applied here, so any bytes can stand for cert-manager's release asset.
+    let bundle = sb.path().join("bundle");
+    let controllers = bundle.join("cert-manager-v1.21.1/cert-manager.yaml");
+    std::fs::create_dir_all(controllers.parent().expect("a parent")).expect("bundle dir");
+    std::fs::write(&controllers, "# cert-manager.yaml as upstream serves it\n").expect("a file");
+    let files = files_for(&env, &bundle);
     let upstream = Upstream::start(&rt, files.clone());
     sb.add_vars(upstream.vars());
     let env_arg = env.display().to_string();

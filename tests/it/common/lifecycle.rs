@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::fake_arm::FakeArm;
-use super::testcluster::{TestCluster, binary, cluster_required, repo_root, shared_dir};
+use super::testcluster::{TestCluster, binary, cluster_required, shared_dir};
 
 /// Variables every run gets, whatever the provider.
 const BASE: &[&str] = &["HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "CI"];
@@ -35,12 +35,12 @@ pub fn rollouts_kubeconfig() -> Option<String> {
     )
 }
 
-/// `--manifests`: the shared upstream bundle, then the repository's test-only bundle (the
-/// cert-manager stand-in), separated like `PATH`.
+/// `--manifests`: the shared upstream bundle, then cert-manager's controllers rendered from the
+/// upstream chart by `scripts/testcluster build`, separated like `PATH`.
 pub fn manifests() -> String {
     [
         shared_dir().join("fixtures/manifests"),
-        repo_root().join("tests/fixtures/manifests"),
+        super::testcluster::rendered_manifests(),
     ]
     .iter()
     .map(|d| {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::testcluster::{repo_root, shared_dir};
+use super::testcluster::shared_dir;
 
 type Files = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
 
@@ -150,7 +150,7 @@ pub fn reqwest_path(url: &str) -> String {
     rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
 }
 
-/// The repository's test-only bundle.
+/// The bundle holding cert-manager's controllers, rendered from the upstream chart.
 pub fn test_bundle() -> PathBuf {
-    repo_root().join("tests/fixtures/manifests")
+    super::testcluster::rendered_manifests()
 }
