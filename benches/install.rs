@@ -333,10 +333,23 @@ fn kubectl_apply(cluster: &Cluster, kubectl: &Path) -> Duration {
     started.elapsed()
 }
 
+/// cert-manager's controllers as `scripts/testcluster build` renders them from the upstream chart.
+fn rendered_bundle() -> PathBuf {
+    let out = Command::new(repo().join("scripts/testcluster"))
+        .arg("env")
+        .output()
+        .expect("scripts/testcluster env runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("EPHEMERA_TC_MANIFESTS=").map(PathBuf::from))
+        .expect("scripts/testcluster env prints EPHEMERA_TC_MANIFESTS")
+}
+
 fn bundles() -> SourceOptions {
     SourceOptions {
-        bundles: vec![shared(), repo().join("tests/fixtures/manifests")],
+        bundles: vec![shared(), rendered_bundle()],
         cache_dir: None,
+        ..Default::default()
     }
 }
 

@@ -143,6 +143,9 @@ pub struct PlanInput {
     pub now_source: NowSource,
     /// `--ttl`, overriding the file's.
     pub ttl: Option<Duration>,
+    /// The registry Secret's `.dockerconfigjson` (base64), when `up` or `deploy` read the
+    /// password; `None` shows it redacted.
+    pub registry_auth: Option<String>,
 }
 
 /// The environment at a glance.
@@ -523,6 +526,12 @@ pub fn app_data(
         "ingress": ingress,
         "trafficRouting": traffic_routing(env, addons),
         "gitops": gitops,
+        "registry": app.registry.as_ref().map(|r| json!({
+            "secretName": crate::app::registry::secret_name(&app.name),
+            "server": r.server,
+            "passwordEnv": r.password_env,
+            "dockerconfigjson": input.registry_auth.as_deref().unwrap_or(crate::app::registry::REDACTED),
+        })),
     })
 }
 
@@ -795,10 +804,14 @@ pub struct Request {
     pub ttl: Option<String>,
     /// `--templates DIR`.
     pub templates: Option<std::path::PathBuf>,
+    /// Read secrets from the environment (the registry password of `app.registry`), as `up` and
+    /// `deploy` do; `plan` leaves them out and shows them redacted.
+    pub resolve_secrets: bool,
 }
 
 /// Checks every input, then plans. Variables read: `GITHUB_HEAD_REF`, `GITHUB_REPOSITORY`,
-/// `SOURCE_DATE_EPOCH`.
+/// `SOURCE_DATE_EPOCH`, and with [`Request::resolve_secrets`] the one `app.registry.passwordEnv`
+/// names.
 ///
 /// # Errors
 /// Every bad input (file, PR, name, image, untrusted strings, time, TTL, templates) with a
@@ -827,6 +840,14 @@ pub fn run(req: &Request) -> Result<Plan, crate::Error> {
             })
         })
         .transpose()?;
+    let registry_auth = match (&loaded.env.app.registry, req.resolve_secrets) {
+        (Some(r), true) => Some(
+            crate::app::registry::password(r)
+                .map(|p| crate::app::registry::dockerconfigjson(r, &p))
+                .map_err(|m| loaded.source.error("app.registry.passwordEnv", m))?,
+        ),
+        _ => None,
+    };
     let renderer = Arc::new(Renderer::new(req.templates.as_deref())?);
     tracing::info!(environment = %name, file = %loaded.source.file, provider = loaded.env.provider.kind(), "planning");
     let plan = plan(
@@ -839,6 +860,7 @@ pub fn run(req: &Request) -> Result<Plan, crate::Error> {
             now,
             now_source,
             ttl,
+            registry_auth,
         },
         &renderer,
     )?;

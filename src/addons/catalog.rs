@@ -459,7 +459,7 @@ fn parse(file: &str, text: &str) -> Result<Definition, AddonError> {
     })
 }
 
-fn is_sha256(s: &str) -> bool {
+pub(crate) fn is_sha256(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

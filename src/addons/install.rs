@@ -778,14 +778,30 @@ mod tests {
     use crate::addons::Catalog;
     use crate::config::{Addons, IngressAddon, IngressImplementation};
 
+    /// The shared upstream manifests, then cert-manager's controllers as `scripts/testcluster
+    /// build` renders them from the upstream chart (`EPHEMERA_TC_MANIFESTS`).
     fn bundles() -> SourceOptions {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let env = std::process::Command::new(root.join("scripts/testcluster"))
+            .arg("env")
+            .output()
+            .expect("scripts/testcluster env runs");
+        let rendered = String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("EPHEMERA_TC_MANIFESTS=").map(str::to_string))
+            .expect("scripts/testcluster env prints EPHEMERA_TC_MANIFESTS");
+        let rendered = std::path::PathBuf::from(rendered);
+        assert!(
+            rendered
+                .join("cert-manager-v1.21.1/cert-manager.yaml")
+                .is_file(),
+            "{} has no cert-manager.yaml: run scripts/testcluster build",
+            rendered.display()
+        );
         SourceOptions {
-            bundles: vec![
-                root.join("../shared/fixtures/manifests"),
-                root.join("tests/fixtures/manifests"),
-            ],
+            bundles: vec![root.join("../shared/fixtures/manifests"), rendered],
             cache_dir: None,
+            ..Default::default()
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod install;
+pub mod lock;
 pub mod sources;
 
 pub use catalog::{
@@ -12,7 +13,22 @@ pub use catalog::{
 pub use install::{
     AddonReport, InstallContext, InstallReport, install, template_values, uninstall,
 };
-pub use sources::SourceOptions;
+pub use lock::Lock;
+pub use sources::{SourceOptions, Unpinned};
+
+/// A lock entry that contradicts its add-on definition's pin.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what}: {url}: {lock} records sha256 {locked}, but the add-on definition pins {pinned}; run `{command}` to write the lock again"
+)]
+pub struct LockConflict {
+    pub what: String,
+    pub url: String,
+    pub lock: String,
+    pub locked: String,
+    pub pinned: String,
+    pub command: String,
+}
 
 /// Errors from add-on resolution and installation.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +58,26 @@ pub enum AddonError {
         expected: String,
         actual: String,
     },
+    /// A lock file that cannot be read, parsed or written; names the file (and line when known).
+    #[error("{file}{}: {message}", .pos.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Lock {
+        file: String,
+        pos: Option<(u64, u64)>,
+        message: String,
+    },
+    /// A source pinned neither by its definition nor by the lock, with `--locked`.
+    #[error(
+        "{what}: {url} is pinned neither by its add-on definition nor by {lock}, and --locked refuses it; run `{command}` to lock it"
+    )]
+    Unpinned {
+        what: String,
+        url: String,
+        lock: String,
+        command: String,
+    },
+    /// The lock names another sha256 than the definition pins: stale or edited.
+    #[error("{0}")]
+    LockConflict(Box<LockConflict>),
     /// A manifest that cannot be read from the bundle, or may not be downloaded.
     #[error("{what}: {message}")]
     Source { what: String, message: String },
@@ -81,6 +117,9 @@ impl AddonError {
             | AddonError::Definition { .. }
             | AddonError::UnknownVersion { .. }
             | AddonError::Source { .. }
+            | AddonError::Lock { .. }
+            | AddonError::Unpinned { .. }
+            | AddonError::LockConflict(_)
             | AddonError::Template { .. }
             | AddonError::Overlay { .. } => crate::ExitStatus::Usage,
             AddonError::Checksum { .. } | AddonError::Download { .. } => crate::ExitStatus::Failed,

@@ -6,6 +6,7 @@
 
 pub mod ops;
 pub mod probe;
+pub mod registry;
 pub mod rollout;
 
 pub use ops::{DEPLOY_MANAGER, abort, deploy, promote, status, wait_for};
@@ -66,6 +67,12 @@ pub enum AppError {
         #[source]
         source: crate::kube::KubeError,
     },
+    #[error("applying {object}")]
+    Apply {
+        object: String,
+        #[source]
+        source: Box<crate::kube::KubeError>,
+    },
     #[error("{context}")]
     Api {
         context: String,
@@ -102,6 +109,7 @@ impl AppError {
             | AppError::Malformed { .. }
             | AppError::Api { .. } => ExitStatus::Failed,
             AppError::Wait { source, .. } => source.exit_status(),
+            AppError::Apply { source, .. } => source.exit_status(),
         }
     }
 }

@@ -29,9 +29,33 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     let image =
         ephemera::plan::image(&env, args.image.as_deref()).map_err(ephemera::Error::from)?;
     let app = env.app.name.clone();
+    // The registry Secret as up writes it, with the password read now: a rotated token reaches
+    // the cluster with the new image. A missing variable stops here, before the cluster is touched.
+    let registry_secret = match &env.app.registry {
+        Some(_) => {
+            let plan = ephemera::plan::run(&ephemera::plan::Request {
+                env_file: args.target.env.clone(),
+                pr: args.target.pr.clone(),
+                name: args.target.name.clone(),
+                image: Some(image.reference.clone()),
+                templates: settings.templates.clone(),
+                resolve_secrets: true,
+                ..Default::default()
+            })?;
+            let wanted = ephemera::app::registry::secret_name(&app);
+            plan.manifests
+                .into_iter()
+                .map(|m| m.object)
+                .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == wanted.as_str())
+        }
+        None => None,
+    };
     let deadline = Instant::now() + timeout;
     let status = super::block_on(async {
         let client = super::client(&provider, &name).await?;
+        if let Some(secret) = &registry_secret {
+            ephemera::app::registry::refresh(&client, name.as_str(), secret).await?;
+        }
         anyhow::Ok(ephemera::app::deploy(&client, &app, &app, &image, deadline).await?)
     })?;
     super::emit(settings, &status, || status.to_string())?;

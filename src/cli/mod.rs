@@ -13,6 +13,7 @@ pub mod extend;
 pub mod gc;
 pub mod kubeconfig;
 pub mod list;
+pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod plan;
@@ -58,7 +59,7 @@ pub struct GlobalArgs {
     /// Template directory overriding the embedded templates file by file.
     #[arg(long, global = true, value_name = "DIR", env = "EPHEMERA_TEMPLATES")]
     pub templates: Option<PathBuf>,
-    /// Directory of upstream add-on manifests (the offline bundle).
+    /// Directories of upstream add-on manifests (offline bundles), separated like PATH.
     #[arg(long, global = true, value_name = "DIR", env = "EPHEMERA_MANIFESTS")]
     pub manifests: Option<PathBuf>,
 }
@@ -120,6 +121,7 @@ impl EnvInputArgs {
             now,
             ttl: self.ttl,
             templates: settings.templates.clone(),
+            resolve_secrets: false,
         }
     }
 }
@@ -153,6 +155,7 @@ pub enum Command {
     Extend(extend::ExtendArgs),
     Doctor(doctor::DoctorArgs),
     Notify(notify::NotifyArgs),
+    Lock(lock::LockArgs),
 }
 
 /// Resolved global settings, passed to every subcommand.
@@ -203,6 +206,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
         Command::Extend(a) => extend::run(a, settings),
         Command::Doctor(a) => doctor::run(a, settings),
         Command::Notify(a) => notify::run(a, settings),
+        Command::Lock(a) => lock::run(a, settings),
     }
 }
 
@@ -249,6 +253,23 @@ fn resolve(
     let provider =
         ephemera::providers::any::AnyProvider::from_env(&env, renderer, &Default::default())?;
     Ok((env, name, provider))
+}
+
+/// Where add-on sources come from for `env_file` (bundles, the mirror), and what they are checked
+/// against: the lock file beside it, and with `locked`, nothing unpinned.
+fn sources(
+    settings: &Settings,
+    env_file: &std::path::Path,
+    locked: bool,
+) -> anyhow::Result<ephemera::addons::SourceOptions> {
+    use ephemera::addons::{Lock, SourceOptions, Unpinned};
+    let mut opts = SourceOptions::from_flag_or_env(settings.manifests.as_deref())
+        .map_err(ephemera::Error::from)?;
+    opts.lock = Some(Lock::read_for(env_file).map_err(ephemera::Error::from)?);
+    if locked {
+        opts.unpinned = Unpinned::Refuse;
+    }
+    Ok(opts)
 }
 
 /// A client for the environment's cluster, from the provider's admin kubeconfig.

@@ -30,13 +30,20 @@ pub struct UpArgs {
     /// The PR's head commit (default: from the GitHub Actions event).
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
+    /// Refuse any add-on source whose sha256 neither its definition nor the lock file pins.
+    #[arg(long, env = ephemera::addons::lock::LOCKED_ENV, value_parser = clap::builder::BoolishValueParser::new())]
+    pub locked: bool,
 }
 
 pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = duration("--timeout", &args.timeout)?;
     let opts = ephemera::engine::UpOptions {
-        request: args.input.request(None, settings),
-        manifests: settings.manifests.clone(),
+        sources: super::sources(settings, &args.input.target.env, args.locked)?,
+        request: ephemera::plan::Request {
+            // up writes the registry Secret with the real password.
+            resolve_secrets: true,
+            ..args.input.request(None, settings)
+        },
         kubeconfig: settings.kubeconfig.clone(),
         keep_on_failure: args.keep_on_failure,
         timeout,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod duration;
 mod positions;
+mod registry;
 pub mod schema;
 mod validate;
 
@@ -399,6 +400,24 @@ pub struct App {
     /// GitOps mode: an Argo CD Application replaces applying the Rollout directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitops: Option<GitOps>,
+    /// Pull credentials for a private registry: `up` keeps a `kubernetes.io/dockerconfigjson`
+    /// Secret in the app's namespace, and the Rollout's pods reference it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
+}
+
+/// A private registry's pull credentials. The password or token itself is never in the file:
+/// `passwordEnv` names the environment variable that holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    /// The registry host (and port), as in image references, e.g. `ghcr.io`.
+    pub server: String,
+    /// The user name (for GHCR with `GITHUB_TOKEN`: any non-empty name, e.g. the GitHub actor).
+    pub username: String,
+    /// Name of the environment variable that holds the password or token (GHCR: `GITHUB_TOKEN`).
+    /// Never the value.
+    pub password_env: String,
 }
 
 fn default_port() -> u16 {

@@ -51,6 +51,9 @@ pub(super) fn validate(env: &Environment) -> Check {
     }
     addons(&env.addons)?;
     app(env)?;
+    if let Some(r) = &env.app.registry {
+        super::registry::validate(r)?;
+    }
     routing(env)?;
     tls(env)?;
     duration::parse_ttl(&env.ttl).map_err(|m| ("ttl".to_string(), m))?;

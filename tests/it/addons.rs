@@ -20,14 +20,16 @@ use serde_json::json;
 
 use crate::common::testcluster::{TestCluster, repo_root, shared_cluster};
 
-/// The offline bundle: the shared upstream manifests, then the test-only cert-manager controllers.
+/// The offline bundle: the shared upstream manifests, then cert-manager's controllers rendered
+/// from the upstream chart by `scripts/testcluster build`.
 pub fn bundles() -> SourceOptions {
     SourceOptions {
         bundles: vec![
             repo_root().join("../shared/fixtures/manifests"),
-            repo_root().join("tests/fixtures/manifests"),
+            crate::common::testcluster::rendered_manifests(),
         ],
         cache_dir: None,
+        ..Default::default()
     }
 }
 
@@ -392,6 +394,7 @@ async fn a_checksum_mismatch_in_the_bundle_fails_before_anything_is_created() {
     ctx.sources = SourceOptions {
         bundles: vec![dir.path().to_path_buf()],
         cache_dir: None,
+        ..Default::default()
     };
     let err = install(client.clone(), &addons, &ctx).await.unwrap_err();
     let msg = err.to_string();
@@ -420,6 +423,7 @@ async fn a_file_missing_from_every_bundle_names_its_path_and_url() {
     let opts = SourceOptions {
         bundles: vec![dir.path().to_path_buf()],
         cache_dir: None,
+        ..Default::default()
     };
     let err = ephemera::addons::sources::fetch("x v1", &source, &opts)
         .await
@@ -477,6 +481,7 @@ async fn downloads_are_verified_retried_and_cached_by_sha256() {
     let opts = SourceOptions {
         bundles: vec![],
         cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
     };
     let (url, hits, server) = serve(MANIFEST, 2).await;
     let source = Source {
@@ -523,6 +528,7 @@ async fn a_download_that_does_not_match_its_sha256_is_refused() {
     let opts = SourceOptions {
         bundles: vec![],
         cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
     };
     let (url, _, _server) = serve(MANIFEST, 0).await;
     let pinned = sha256("something else");
@@ -550,26 +556,40 @@ async fn a_download_that_does_not_match_its_sha256_is_refused() {
     );
 }
 
+/// A source nothing pins: refused outright with `--locked`, and otherwise never fetched over plain
+/// http, even from a loopback server (over https it is used with a warning, see `lock::`).
 #[tokio::test]
-async fn an_unpinned_source_is_never_downloaded() {
-    let opts = SourceOptions {
-        bundles: vec![],
+async fn an_unpinned_source_is_refused_when_locked_and_never_fetched_over_http() {
+    let mut opts = SourceOptions {
         cache_dir: Some(tempfile::tempdir().unwrap().path().to_path_buf()),
+        unpinned: ephemera::addons::Unpinned::Refuse,
+        ..Default::default()
     };
     let (url, hits, _server) = serve(MANIFEST, 0).await;
     let source = Source {
-        url,
+        url: url.clone(),
         sha256: None,
         bundle: "cert-manager-v1.21.1/cert-manager.yaml".into(),
     };
     let err = ephemera::addons::sources::fetch("cert-manager v1.21.1", &source, &opts)
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("has no pinned sha256"), "{err}");
+        .unwrap_err();
+    assert!(matches!(err, AddonError::Unpinned { .. }), "{err}");
+    let err = err.to_string();
     assert!(
-        err.contains("cert-manager-v1.21.1/cert-manager.yaml"),
+        err.starts_with(&format!(
+            "cert-manager v1.21.1: {url} is pinned neither by its add-on definition nor by "
+        )),
         "{err}"
     );
+    assert!(err.contains("--locked refuses it"), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+    opts.unpinned = ephemera::addons::Unpinned::Warn;
+    let err = ephemera::addons::sources::fetch("cert-manager v1.21.1", &source, &opts)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("downloaded only over https"), "{err}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

@@ -2,7 +2,7 @@
 
 use crate::common::cli::{NOW, ephemera, run, stderr, stdout, yaml_docs};
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "notify",
     "up",
     "down",
@@ -16,6 +16,7 @@ const SUBCOMMANDS: [&str; 13] = [
     "abort",
     "extend",
     "doctor",
+    "lock",
 ];
 
 /// `plan` for the local environment at the fixed time.

@@ -21,6 +21,8 @@ mod kube_delete;
 mod kube_wait;
 mod lifecycle;
 mod local;
+mod lock;
 mod plan;
+mod registry;
 mod testcluster;
 mod workflows;

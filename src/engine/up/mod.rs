@@ -28,8 +28,9 @@ use steps::{Context, Converged};
 pub struct UpOptions {
     /// The plan inputs: env file, PR or name, image, untrusted metadata, ttl, templates.
     pub request: crate::plan::Request,
-    /// `--manifests DIR`: an offline bundle of upstream manifests.
-    pub manifests: Option<PathBuf>,
+    /// Where add-on manifests come from (`--manifests`, the mirror) and what they are checked
+    /// against (the lock, `--locked`).
+    pub sources: crate::addons::SourceOptions,
     /// `--kubeconfig PATH`: merge the environment's context into this file.
     pub kubeconfig: Option<PathBuf>,
     /// Keep a cluster this run created when a later step fails.
@@ -92,6 +93,7 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     request.now = Some(Timestamp::now().to_string());
     // `up` executes this plan: the environment, the templates and the record are the plan's.
     let plan = crate::plan::run(&request)?;
+    crate::addons::sources::check(&plan.addons, &opts.sources)?;
     let (env, record) = (&plan.env, &plan.record);
     for w in &plan.warnings {
         tracing::warn!("{w}");

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::fake_arm::FakeArm;
-use super::testcluster::{TestCluster, binary, cluster_required, repo_root, shared_dir};
+use super::testcluster::{TestCluster, binary, cluster_required, shared_dir};
 
 /// Variables every run gets, whatever the provider.
 const BASE: &[&str] = &["HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "CI"];
@@ -35,12 +35,12 @@ pub fn rollouts_kubeconfig() -> Option<String> {
     )
 }
 
-/// `--manifests`: the shared upstream bundle, then the repository's test-only bundle (the
-/// cert-manager stand-in), separated like `PATH`.
+/// `--manifests`: the shared upstream bundle, then cert-manager's controllers rendered from the
+/// upstream chart by `scripts/testcluster build`, separated like `PATH`.
 pub fn manifests() -> String {
     [
         shared_dir().join("fixtures/manifests"),
-        repo_root().join("tests/fixtures/manifests"),
+        super::testcluster::rendered_manifests(),
     ]
     .iter()
     .map(|d| {
@@ -101,6 +101,16 @@ impl Sandbox {
             std::fs::create_dir(tmp.path().join(d)).expect("sandbox dir");
         }
         Sandbox { tmp, vars }
+    }
+
+    /// With nothing but `vars` (no provider set up).
+    pub fn with_vars(vars: Vec<(String, String)>) -> Sandbox {
+        Sandbox::new(vars)
+    }
+
+    /// Adds variables to every later run.
+    pub fn add_vars(&mut self, vars: Vec<(String, String)>) {
+        self.vars.extend(vars);
     }
 
     /// For AKS environments served by `fake` (client-secret credential, no Azure CLI).

@@ -11,6 +11,7 @@ pub mod fake_slack;
 pub mod lifecycle;
 pub mod stand_ins;
 pub mod testcluster;
+pub mod upstream;
 
 /// A current-thread tokio runtime, for a fake server on a thread of its own.
 pub fn runtime() -> tokio::runtime::Runtime {

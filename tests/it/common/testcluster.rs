@@ -105,6 +105,19 @@ pub fn binary(key: &str) -> PathBuf {
         .clone()
 }
 
+/// The bundle `scripts/testcluster build` renders: cert-manager's controllers from the upstream
+/// Helm chart (`cert-manager-v1.21.1/cert-manager.yaml`). Panics, naming the build command, when
+/// it has not been built.
+pub fn rendered_manifests() -> PathBuf {
+    let dir = binary("MANIFESTS");
+    assert!(
+        dir.join("cert-manager-v1.21.1/cert-manager.yaml").is_file(),
+        "{} has no cert-manager-v1.21.1/cert-manager.yaml: run scripts/testcluster build",
+        dir.display()
+    );
+    dir
+}
+
 fn missing(with_rollouts: bool) -> Vec<PathBuf> {
     CORE.iter()
         .copied()

@@ -2,8 +2,6 @@
 //! a fingerprint) in `kube-system/ephemera-addons`. Skipped on the fast path: an existing
 //! cluster whose recorded fingerprint matches the plan's add-ons.
 
-use std::path::{Path, PathBuf};
-
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use sha2::{Digest, Sha256};
@@ -48,8 +46,7 @@ pub(crate) async fn install(
 ) -> Result<(), crate::Error> {
     let (name, addons) = (ctx.name, &ctx.plan.addons);
     if !addons.is_empty() {
-        let dirs = bundle_dirs(ctx.opts.manifests.as_deref());
-        let sources = crate::addons::sources::SourceOptions::from_flag_or_env(&dirs);
+        let sources = ctx.opts.sources.clone();
         let mut install = crate::addons::install::InstallContext::new(
             name,
             ctx.env.provider.kind(),
@@ -115,14 +112,4 @@ async fn record_fingerprint(
         )
     })?;
     Ok(())
-}
-
-/// `--manifests` may name several bundle directories, separated like `PATH`.
-fn bundle_dirs(flag: Option<&Path>) -> Vec<PathBuf> {
-    flag.map(|p| {
-        std::env::split_paths(p.as_os_str())
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect()
-    })
-    .unwrap_or_default()
 }
