@@ -425,13 +425,36 @@ pub struct Resources {
 pub struct Canary {
     #[serde(default = "default_steps")]
     pub steps: Vec<CanaryStep>,
+    /// How far `up` and `deploy` take a new image on a preview: `full` (default) promotes it to
+    /// 100%; `steps` stops at the first pause so the canary steps can be rehearsed.
+    #[serde(default, skip_serializing_if = "PreviewCanary::is_full")]
+    pub preview: PreviewCanary,
 }
 
 impl Default for Canary {
     fn default() -> Self {
         Canary {
             steps: default_steps(),
+            preview: PreviewCanary::default(),
         }
+    }
+}
+
+/// `app.canary.preview`: what `up` and `deploy` do with the canary steps of a preview.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PreviewCanary {
+    /// The new image ends serving 100%: the Rollout is fully promoted, as `promote --full` does,
+    /// and waited for until Healthy. A reviewer always sees the newest commit.
+    #[default]
+    Full,
+    /// The canary stops at its first pause (e.g. 20%); `promote` moves it on.
+    Steps,
+}
+
+impl PreviewCanary {
+    pub fn is_full(&self) -> bool {
+        *self == PreviewCanary::Full
     }
 }
 
@@ -1070,6 +1093,19 @@ app:
         assert!(e.contains("colour"), "{e}");
         let e = err(&MINIMAL.replace("  name: cats\n", "  name: cats\n  replicas: two\n"));
         assert!(e.starts_with("env.yaml:9:13: app.replicas: "), "{e}");
+    }
+
+    #[test]
+    fn the_preview_canary_defaults_to_full_and_takes_only_full_or_steps() {
+        let valid = MINIMAL.replace("setWeight: 0", "setWeight: 50");
+        let env = parse("env.yaml", &valid).unwrap();
+        assert_eq!(env.env.app.canary.preview, PreviewCanary::Full);
+        let steps = valid.replace("  canary:\n", "  canary:\n    preview: steps\n");
+        let env = parse("env.yaml", &steps).unwrap();
+        assert_eq!(env.env.app.canary.preview, PreviewCanary::Steps);
+        let e = err(&valid.replace("  canary:\n", "  canary:\n    preview: halfway\n"));
+        assert!(e.starts_with("env.yaml:10:14: app.canary.preview: "), "{e}");
+        assert!(e.contains("halfway") && e.contains("steps"), "{e}");
     }
 
     #[test]
