@@ -36,7 +36,11 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         let settled = ephemera::app::deploy(&client, &app, &app, &image, deadline).await?;
         let preview = env.app.canary.preview;
         let done = ephemera::app::complete(&client, &app, &app, settled, preview, deadline);
-        anyhow::Ok(done.await?)
+        let status = done.await?;
+        // Activity keeps the preview alive: its expiry moves to at least now + ttl.
+        let record = ephemera::engine::renew(&env, &provider, name.as_str()).await?;
+        tracing::info!("{} expires at {}", record.name, record.expires_at);
+        anyhow::Ok(status)
     })?;
     super::emit(settings, &status, || status.to_string())?;
     Ok(ExitStatus::Ok)

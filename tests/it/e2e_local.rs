@@ -113,14 +113,21 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
         return;
     };
     let manifests = manifests();
-    // The same profile (same environment), rehearsing the canary steps on a preview.
+    // The same profile (same environment), rehearsing the canary steps on a preview, and with
+    // a lifetime no longer than its ttl (2h), so activity cannot move its expiry.
     let steps_file = sb.path().join("local-steps.yaml");
     let shipped = std::fs::read_to_string(ENV_FILE).expect("environments/local.yaml");
-    let with_steps = shipped.replace(
-        "  replicas: 1\n",
-        "  replicas: 1\n  canary:\n    preview: steps\n",
+    let with_steps = shipped
+        .replace(
+            "  replicas: 1\n",
+            "  replicas: 1\n  canary:\n    preview: steps\n",
+        )
+        .replace("ttl: 2h\n", "ttl: 2h\nmaxLifetime: 2h\n");
+    assert_eq!(
+        with_steps.len(),
+        shipped.len() + "  canary:\n    preview: steps\nmaxLifetime: 2h\n".len(),
+        "{ENV_FILE} has app.replicas: 1 and ttl: 2h"
     );
-    assert_ne!(with_steps, shipped, "{ENV_FILE} has app.replicas: 1");
     std::fs::write(&steps_file, with_steps).expect("write the steps file");
     let steps_file = steps_file.display().to_string();
     let up_with = |file: &str, image: &str, output: &str| {
@@ -277,6 +284,21 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     assert_eq!(r["stable"]["images"], json!(["ghcr.io/acme/cats:v2"]));
     assert_eq!(r["canary"], Value::Null, "no canary is left: {second:#}");
     assert_eq!(second["canaryPaused"], Value::Null, "{second:#}");
+    // Activity moves the expiry: to at least now + ttl (2h), so later than the first up's.
+    let time = |v: &Value| -> jiff::Timestamp {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{v} is not a time"))
+    };
+    let (created_expiry, moved) = (time(&first["expiresAt"]), time(&second["expiresAt"]));
+    assert!(
+        moved > created_expiry,
+        "{moved} is not after {created_expiry}"
+    );
+    let ahead = moved.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((7100..=7200).contains(&ahead), "expires {ahead}s from now");
+    let listed_expiry = || time(&sb.json(&["list", "--env", ENV_FILE])[0]["expiresAt"]);
+    assert_eq!(listed_expiry(), moved, "the record on the cluster moved");
     let status = sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
     assert_eq!(status["rollout"]["phase"], "Healthy", "{status:#}");
     assert_eq!(
@@ -290,6 +312,12 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     // URL.
     let (o, took) = up_with(&steps_file, "ghcr.io/acme/cats:v3", "text");
     eprintln!("e2e local: third up (fast path, new image to the first pause) took {took:.1?}");
+    // maxLifetime 2h caps the expiry at created + 2h, which is before the current one: it stays.
+    assert_eq!(
+        listed_expiry(),
+        moved,
+        "maxLifetime caps, and never moves it earlier"
+    );
     let (out, err) = (stdout(&o), stderr(&o));
     assert!(
         out.contains(
@@ -429,6 +457,12 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     assert_eq!(
         deployed["stable"]["images"],
         json!(["ghcr.io/acme/cats:v5"])
+    );
+    // deploy is activity too: without maxLifetime the expiry moves on.
+    let deployed_expiry = listed_expiry();
+    assert!(
+        deployed_expiry > moved,
+        "{deployed_expiry} is not after {moved}"
     );
 
     // down: exit 0, no process, no state dir, no kubeconfig; then already gone.
