@@ -72,6 +72,26 @@ impl Record {
         self.expires_at <= now
     }
 
+    /// The expiry after activity (an `up` or `deploy`) at `now`: at least `now + ttl`, capped at
+    /// `created_at + max_lifetime`, and never earlier than it is (an `extend` beyond the cap
+    /// stays).
+    pub fn renewed_expiry(
+        &self,
+        now: Timestamp,
+        ttl: std::time::Duration,
+        max_lifetime: Option<std::time::Duration>,
+    ) -> Timestamp {
+        let after = |t: Timestamp, d: std::time::Duration| {
+            let d = jiff::SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            t.checked_add(d).unwrap_or(Timestamp::MAX)
+        };
+        let mut wanted = after(now, ttl);
+        if let Some(max) = max_lifetime {
+            wanted = wanted.min(after(self.created_at, max));
+        }
+        self.expires_at.max(wanted)
+    }
+
     /// The record as flat string pairs, for ConfigMap data and ARM tags.
     pub fn to_pairs(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
@@ -176,6 +196,35 @@ mod tests {
         p.insert(keys::EXPIRES_AT.into(), "tomorrow".into());
         assert!(
             matches!(Record::from_pairs(&p), Err(RecordError::Invalid { key, .. }) if key == keys::EXPIRES_AT)
+        );
+    }
+
+    #[test]
+    fn activity_moves_the_expiry_to_now_plus_ttl_within_the_lifetime() {
+        let r = sample(); // created 11-28 10:00, expires 11-29 10:00
+        let h = |n: u64| std::time::Duration::from_secs(n * 3600);
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let now = t("2026-11-29T08:00:00Z");
+        assert_eq!(
+            r.renewed_expiry(now, h(24), None),
+            t("2026-11-30T08:00:00Z")
+        );
+        // Never earlier than it is.
+        assert_eq!(r.renewed_expiry(now, h(1), None), r.expires_at);
+        // Capped at created + maxLifetime (48h: 11-30 10:00).
+        let later = t("2026-11-30T06:00:00Z");
+        assert_eq!(
+            r.renewed_expiry(later, h(24), Some(h(48))),
+            t("2026-11-30T10:00:00Z")
+        );
+        // An expiry already past the cap (extend) stays.
+        let extended = Record {
+            expires_at: t("2026-12-05T00:00:00Z"),
+            ..r
+        };
+        assert_eq!(
+            extended.renewed_expiry(later, h(24), Some(h(48))),
+            extended.expires_at
         );
     }
 

@@ -9,7 +9,7 @@ pub mod probe;
 pub mod registry;
 pub mod rollout;
 
-pub use ops::{DEPLOY_MANAGER, abort, deploy, promote, status, wait_for};
+pub use ops::{DEPLOY_MANAGER, abort, complete, deploy, promote, status, wait_for};
 pub use probe::{Probed, UrlReport, accept_invalid_certs, probe_url, report_url};
 pub use rollout::{Goal, Phase, RolloutStatus};
 

@@ -19,9 +19,10 @@ use ::kube::{Api, Client};
 
 use super::AppError;
 use super::rollout::{
-    ARGOCD_TRACKING, Goal, POD_TEMPLATE_HASH, ReplicaSetView, RolloutStatus, RolloutView, Verdict,
-    describe, evaluate, summarize,
+    ARGOCD_TRACKING, Goal, POD_TEMPLATE_HASH, Phase, ReplicaSetView, RolloutStatus, RolloutView,
+    Verdict, describe, evaluate, summarize,
 };
+use crate::config::PreviewCanary;
 use crate::kube::KubeError;
 use crate::names::ImageRef;
 
@@ -290,6 +291,34 @@ pub async fn deploy(
         });
     }
     Ok(status)
+}
+
+/// Takes a new image the rest of the way on a preview, after [`deploy`] (or `up`'s apply) saw the
+/// Rollout `settled`.
+///
+/// - [`PreviewCanary::Full`]: a Rollout paused at a canary step is fully promoted, with the patch
+///   `promote --full` sends, and waited for until it is Healthy: the new image then serves 100%.
+/// - [`PreviewCanary::Steps`], or a Rollout that is already Healthy: `settled` as it is.
+///
+/// # Errors
+/// As [`promote`] and [`wait_for`] (Degraded, timeout at `deadline`, a missing Rollout).
+pub async fn complete(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    settled: RolloutStatus,
+    preview: PreviewCanary,
+    deadline: Instant,
+) -> Result<RolloutStatus, AppError> {
+    if preview == PreviewCanary::Steps || settled.phase != Phase::Paused {
+        return Ok(settled);
+    }
+    tracing::info!(
+        rollout = %object(ns, name),
+        "promoting the canary fully (app.canary.preview: full)"
+    );
+    promote(client, ns, name, true).await?;
+    wait_for(client, ns, name, Goal::Healthy, deadline).await
 }
 
 /// The merge patches the Argo Rollouts kubectl plugin sends for `promote` (`--full` or not).

@@ -556,6 +556,29 @@ fn images(rev: &Revision) -> String {
     }
 }
 
+impl RolloutStatus {
+    /// Where a canary stopped short of 100%, in words (`paused at step 1/5 (pause (until
+    /// promoted)) with 20% on the new image`): `None` unless it is paused.
+    pub fn paused_canary(&self) -> Option<String> {
+        if self.phase != Phase::Paused || !self.paused {
+            return None;
+        }
+        let at = match &self.step {
+            Some(Step {
+                index,
+                total,
+                current: Some(cur),
+            }) => format!("step {index}/{total} ({cur})"),
+            Some(Step { index, total, .. }) => format!("step {index}/{total}"),
+            None => "a pause".into(),
+        };
+        Some(format!(
+            "paused at {at} with {}% on the new image",
+            self.set_weight
+        ))
+    }
+}
+
 impl fmt::Display for RolloutStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "rollout   {}/{}", self.namespace, self.name)?;
@@ -804,6 +827,10 @@ spec:
         );
         assert!(s.paused && !s.aborted);
         assert_eq!(s.pause_reasons[0].reason, "CanaryPauseStep");
+        assert_eq!(
+            s.paused_canary().as_deref(),
+            Some("paused at step 1/5 (pause (until promoted)) with 20% on the new image")
+        );
         assert_eq!(evaluate(Goal::Settled, &ro), Verdict::Reached);
         assert_eq!(evaluate(Goal::PausedAt(1), &ro), Verdict::Reached);
         assert_eq!(evaluate(Goal::PausedAt(3), &ro), Verdict::Waiting);
@@ -851,6 +878,7 @@ spec:
         assert_eq!((s.set_weight, s.actual_weight), (100, 100));
         assert_eq!(s.step.as_ref().map(|s| s.current.clone()), Some(None));
         assert!(s.canary.is_none() && !s.paused);
+        assert_eq!(s.paused_canary(), None, "the new image serves 100%");
         assert_eq!(evaluate(Goal::Healthy, &ro), Verdict::Reached);
         assert_eq!(evaluate(Goal::Settled, &ro), Verdict::Reached);
         assert!(matches!(

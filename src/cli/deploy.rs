@@ -1,4 +1,5 @@
-//! `ephemera deploy`: roll a new image out to an environment's Rollout as a canary.
+//! `ephemera deploy`: roll a new image out to an environment's Rollout: fully promoted, or with
+//! `app.canary.preview: steps` to the canary's first pause.
 
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use ephemera::ExitStatus;
 use super::{Settings, TargetArgs};
 
 #[derive(Debug, Args)]
-#[command(about = "Roll a new image out to an environment as a canary")]
+#[command(about = "Roll a new image out to an environment (to 100%, or to the first canary pause)")]
 #[command(
     after_help = "Example:\n  ephemera deploy --env environments/pr-aks.yaml --pr 42 --image ghcr.io/acme/cats:sha-5678"
 )]
@@ -18,7 +19,7 @@ pub struct DeployArgs {
     /// The image to roll out (default: app.image).
     #[arg(long, value_name = "REF", allow_hyphen_values = true)]
     pub image: Option<String>,
-    /// How long to wait for the rollout to reach its first pause or finish.
+    /// How long to wait for the rollout to finish (or reach its first pause).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: String,
 }
@@ -56,7 +57,14 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         if let Some(secret) = &registry_secret {
             ephemera::app::registry::refresh(&client, name.as_str(), secret).await?;
         }
-        anyhow::Ok(ephemera::app::deploy(&client, &app, &app, &image, deadline).await?)
+        let settled = ephemera::app::deploy(&client, &app, &app, &image, deadline).await?;
+        let preview = env.app.canary.preview;
+        let done = ephemera::app::complete(&client, &app, &app, settled, preview, deadline);
+        let status = done.await?;
+        // Activity keeps the preview alive: its expiry moves to at least now + ttl.
+        let record = ephemera::engine::renew(&env, &provider, name.as_str()).await?;
+        tracing::info!("{} expires at {}", record.name, record.expires_at);
+        anyhow::Ok(status)
     })?;
     super::emit(settings, &status, || status.to_string())?;
     Ok(ExitStatus::Ok)

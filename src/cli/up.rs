@@ -68,6 +68,11 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         }
         lines.push(format!("kubeconfig: {}", report.kubeconfig.display()));
         lines.push(format!("expires: {}", report.expires_at));
+        if let Some(paused) = &report.canary_paused {
+            lines.push(format!(
+                "canary: {paused} (app.canary.preview: steps); `ephemera promote` moves it on"
+            ));
+        }
         lines.join("\n")
     })?;
     Ok(ExitStatus::Ok)

@@ -68,6 +68,19 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A `maxLifetime`: units `m`, `h`, `d`, at least [`MIN_TTL`] (the environment's `ttl` is
+/// checked against it where both are known).
+///
+/// # Errors
+/// A message for use after the field path.
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let d = parse(s, &['m', 'h', 'd'])?;
+    if d < MIN_TTL {
+        return Err(format!("{s:?} is shorter than {}", human(MIN_TTL)));
+    }
+    Ok(d)
+}
+
 /// A canary pause: units `s`, `m`, `h` (what Argo Rollouts accepts), more than zero.
 ///
 /// # Errors

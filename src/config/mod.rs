@@ -45,6 +45,11 @@ pub struct Environment {
     /// How long an environment lives before `gc` deletes it, e.g. `24h`, `4h`, `30m`.
     #[serde(default = "default_ttl")]
     pub ttl: String,
+    /// The longest an environment may live from its creation, however often `up` and `deploy`
+    /// move its expiry (each moves it to at least now + `ttl`), e.g. `7d`; at least `ttl`.
+    /// Absent: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<String>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -444,13 +449,36 @@ pub struct Resources {
 pub struct Canary {
     #[serde(default = "default_steps")]
     pub steps: Vec<CanaryStep>,
+    /// How far `up` and `deploy` take a new image on a preview: `full` (default) promotes it to
+    /// 100%; `steps` stops at the first pause so the canary steps can be rehearsed.
+    #[serde(default, skip_serializing_if = "PreviewCanary::is_full")]
+    pub preview: PreviewCanary,
 }
 
 impl Default for Canary {
     fn default() -> Self {
         Canary {
             steps: default_steps(),
+            preview: PreviewCanary::default(),
         }
+    }
+}
+
+/// `app.canary.preview`: what `up` and `deploy` do with the canary steps of a preview.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PreviewCanary {
+    /// The new image ends serving 100%: the Rollout is fully promoted, as `promote --full` does,
+    /// and waited for until Healthy. A reviewer always sees the newest commit.
+    #[default]
+    Full,
+    /// The canary stops at its first pause (e.g. 20%); `promote` moves it on.
+    Steps,
+}
+
+impl PreviewCanary {
+    pub fn is_full(&self) -> bool {
+        *self == PreviewCanary::Full
     }
 }
 
@@ -689,6 +717,7 @@ fn is_field_path(s: &str) -> bool {
                 | "routing"
                 | "tls"
                 | "ttl"
+                | "maxLifetime"
                 | "limits"
                 | "notifications"
                 | "github"
@@ -1015,6 +1044,12 @@ impl Environment {
     pub fn ttl_duration(&self) -> std::time::Duration {
         duration::parse_ttl(&self.ttl).unwrap_or(duration::MIN_TTL)
     }
+
+    /// `maxLifetime` as a duration (validated when the file was loaded); `None` without a cap.
+    pub fn max_lifetime_duration(&self) -> Option<std::time::Duration> {
+        let d = self.max_lifetime.as_deref()?;
+        duration::parse_lifetime(d).ok()
+    }
 }
 
 /// The host pattern used when there is no base domain.
@@ -1089,6 +1124,43 @@ app:
         assert!(e.contains("colour"), "{e}");
         let e = err(&MINIMAL.replace("  name: cats\n", "  name: cats\n  replicas: two\n"));
         assert!(e.starts_with("env.yaml:9:13: app.replicas: "), "{e}");
+    }
+
+    #[test]
+    fn the_preview_canary_defaults_to_full_and_takes_only_full_or_steps() {
+        let valid = MINIMAL.replace("setWeight: 0", "setWeight: 50");
+        let env = parse("env.yaml", &valid).unwrap();
+        assert_eq!(env.env.app.canary.preview, PreviewCanary::Full);
+        let steps = valid.replace("  canary:\n", "  canary:\n    preview: steps\n");
+        let env = parse("env.yaml", &steps).unwrap();
+        assert_eq!(env.env.app.canary.preview, PreviewCanary::Steps);
+        let e = err(&valid.replace("  canary:\n", "  canary:\n    preview: halfway\n"));
+        assert!(e.starts_with("env.yaml:10:14: app.canary.preview: "), "{e}");
+        assert!(e.contains("halfway") && e.contains("steps"), "{e}");
+    }
+
+    #[test]
+    fn max_lifetime_is_optional_and_at_least_the_ttl() {
+        let valid = MINIMAL.replace("setWeight: 0", "setWeight: 50");
+        let env = parse("env.yaml", &valid).unwrap();
+        assert_eq!(env.env.max_lifetime_duration(), None);
+        let capped = format!("{valid}ttl: 1d\nmaxLifetime: 7d\n");
+        let env = parse("env.yaml", &capped).unwrap();
+        assert_eq!(
+            env.env.max_lifetime_duration(),
+            Some(std::time::Duration::from_secs(7 * 86400))
+        );
+        let short = format!("{valid}ttl: 1d\nmaxLifetime: 12h\n");
+        assert_eq!(
+            err(&short),
+            "env.yaml:15:1: maxLifetime: \"12h\" is shorter than ttl \"1d\""
+        );
+        let bad = format!("{valid}maxLifetime: forever\n");
+        let e = err(&bad);
+        assert!(
+            e.starts_with("env.yaml:14:1: maxLifetime: \"forever\" is not a duration"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -56,7 +56,16 @@ pub(super) fn validate(env: &Environment) -> Check {
     }
     routing(env)?;
     tls(env)?;
-    duration::parse_ttl(&env.ttl).map_err(|m| ("ttl".to_string(), m))?;
+    let ttl = duration::parse_ttl(&env.ttl).map_err(|m| ("ttl".to_string(), m))?;
+    if let Some(max) = &env.max_lifetime {
+        let d = duration::parse_lifetime(max).map_err(|m| ("maxLifetime".to_string(), m))?;
+        if d < ttl {
+            return fail(
+                "maxLifetime",
+                format!("{max:?} is shorter than ttl {:?}", env.ttl),
+            );
+        }
+    }
     if env.limits.max_environments == Some(0) {
         return fail("limits.maxEnvironments", "must be at least 1");
     }

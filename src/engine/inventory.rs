@@ -198,6 +198,27 @@ pub async fn extend(opts: &ExtendOptions) -> Result<Record, crate::Error> {
     Ok(record)
 }
 
+/// Moves the expiry of environment `name` after activity on it (`deploy`) to at least now + the
+/// file's `ttl`, within its `maxLifetime`, never earlier ([`Record::renewed_expiry`]). The
+/// record is written only when it changes.
+///
+/// # Errors
+/// [`EngineError::NotFound`] (exit 2); provider errors reading or writing the record.
+pub async fn renew(
+    env: &Environment,
+    provider: &AnyProvider,
+    name: &str,
+) -> Result<Record, crate::Error> {
+    let mut record = find(provider, name).await?;
+    let max = env.max_lifetime_duration();
+    let expires = record.renewed_expiry(Timestamp::now(), env.ttl_duration(), max);
+    if expires != record.expires_at {
+        record.expires_at = expires;
+        provider.update_record(&record).await?;
+    }
+    Ok(record)
+}
+
 /// What `gc` is asked to do.
 #[derive(Clone, Debug)]
 pub struct GcOptions {

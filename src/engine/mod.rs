@@ -20,7 +20,7 @@ pub mod up;
 
 pub use down::{DownOptions, DownReport, down};
 pub use inventory::{
-    ExtendOptions, GcOptions, GcReport, ListOptions, StatusReport, extend, gc, list, status,
+    ExtendOptions, GcOptions, GcReport, ListOptions, StatusReport, extend, gc, list, renew, status,
 };
 pub use up::{UpOptions, UpReport, up};
 

@@ -34,7 +34,8 @@ pub struct CommentData {
     pub provider: Option<String>,
     /// Installed add-ons and their versions, in the order shown.
     pub addons: Vec<(String, String)>,
-    /// Where the canary stands, e.g. `2/4 (setWeight 50)`.
+    /// Where a canary that stopped short of 100% is paused, e.g. `paused at step 1/5 (pause
+    /// (until promoted)) with 20% on the new image`; `None` when the new image serves 100%.
     pub canary_step: Option<String>,
     pub expires_at: Option<Timestamp>,
     /// The environment file, as given on the command line (shown in the `down` command).
@@ -129,7 +130,7 @@ pub fn render(d: &CommentData) -> String {
         rows.push(("Commit", cell_code(sha)));
     }
     if let Some(c) = &d.canary_step {
-        rows.push(("Canary step", cell_code(c)));
+        rows.push(("Canary", cell_code(c)));
     }
     if let Some(t) = d.expires_at {
         rows.push(("Expires", time(t)));
@@ -162,16 +163,30 @@ pub fn render(d: &CommentData) -> String {
         s.push_str("\n</details>\n\n");
     }
 
-    s.push_str("Extend or tear down:\n\n");
     let env_file = d
         .env_file
         .as_deref()
         .map(shell_word)
         .unwrap_or_else(|| "<environment file>".into());
-    let cmds = format!(
+    let paused = d.state == CommentState::Up && d.canary_step.is_some();
+    let mut cmds = String::new();
+    if paused {
+        // `app.canary.preview: steps`: the previous commit still serves the rest.
+        s.push_str(
+            "⏸️ The canary is paused: part of the traffic still reaches the previous commit.\n\n",
+        );
+        s.push_str("Promote, extend or tear down:\n\n");
+        cmds.push_str(&format!(
+            "ephemera promote --env {env_file} --pr {pr} --full\n",
+            pr = d.pr
+        ));
+    } else {
+        s.push_str("Extend or tear down:\n\n");
+    }
+    cmds.push_str(&format!(
         "ephemera extend --env {env_file} --pr {pr} --by 24h\nephemera down --env {env_file} --pr {pr}",
         pr = d.pr
-    );
+    ));
     s.push_str(&fenced("sh", &cmds));
     s.push('\n');
     footer(&mut s, d);
@@ -299,7 +314,9 @@ mod tests {
                 ("argo-rollouts".into(), "v1.8.3".into()),
                 ("cert-manager".into(), "v1.18.2".into()),
             ],
-            canary_step: Some("2/4 (setWeight 50)".into()),
+            canary_step: Some(
+                "paused at step 1/5 (pause (until promoted)) with 20% on the new image".into(),
+            ),
             expires_at: Some("2026-08-02T10:00:00Z".parse().unwrap()),
             env_file: Some("environments/aks.yaml".into()),
             image: Some("ghcr.io/acme/shop:sha-0123abc".into()),

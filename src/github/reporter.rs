@@ -142,7 +142,7 @@ impl Reporter {
         if self.settings.deployments {
             let status = json!({
                 "state": "success",
-                "description": description(&format!("Preview {} is up", summary.name.as_str())),
+                "description": description(&up_description(summary)),
                 "environment_url": url,
             });
             let status = with_log_url(status, &self.settings.run_url);
@@ -387,6 +387,16 @@ fn no_sha() -> Warning {
         "deployment",
         "no commit SHA to deploy: pass --sha, or run from a pull_request or workflow_run event",
     )
+}
+
+/// The `success` status description: the preview is up, and, when the canary stopped short of
+/// 100% (`app.canary.preview: steps`), where it is paused.
+fn up_description(summary: &CommentData) -> String {
+    let name = summary.name.as_str();
+    match &summary.canary_step {
+        Some(paused) => format!("Preview {name} is up; canary {paused}"),
+        None => format!("Preview {name} is up"),
+    }
 }
 
 /// A status description: one line, at most 140 characters (GitHub's limit).
@@ -638,6 +648,20 @@ mod tests {
         let data = CommentData::new(name.clone(), 1, CommentState::Up);
         is_send(&r.succeeded("https://x.example", &data));
         is_send(&r.failed("boom", &data));
+    }
+
+    #[test]
+    fn the_up_description_says_when_the_canary_is_paused() {
+        let name = EnvName::from_name("pr-1").unwrap();
+        let mut data = CommentData::new(name, 1, CommentState::Up);
+        assert_eq!(up_description(&data), "Preview pr-1 is up");
+        data.canary_step =
+            Some("paused at step 1/5 (pause (until promoted)) with 20% on the new image".into());
+        let d = description(&up_description(&data));
+        assert_eq!(
+            d,
+            "Preview pr-1 is up; canary paused at step 1/5 (pause (until promoted)) with 20% on the new image"
+        );
     }
 
     #[test]

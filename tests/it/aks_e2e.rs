@@ -144,8 +144,8 @@ async fn aks_up_rerun_and_down_through_the_cli() {
         "pr-42"
     );
 
-    // A rerun on the ready cluster: no PUT at all (cluster and group are read, not written), the
-    // add-ons are skipped, the app converges again.
+    // A rerun on the ready cluster: no PUT at all (cluster and group are read, not written; only
+    // their tags move, by PATCH), the add-ons are skipped, the app converges again.
     let before = puts(&fake);
     let t0 = std::time::Instant::now();
     let again = sb.json(&up);
@@ -157,9 +157,17 @@ async fn aks_up_rerun_and_down_through_the_cli() {
     );
     assert_eq!(again["created"], false, "{again:#}");
     assert_eq!(step(&again, "addons")["outcome"], "skipped", "{again:#}");
-    assert_eq!(
-        again["expiresAt"], first["expiresAt"],
-        "a rerun keeps the expiry"
+    // The rerun is activity: the expiry moves to now + ttl, later than the first one.
+    let time = |v: &Value| -> Timestamp {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{v} is not a time"))
+    };
+    assert!(
+        time(&again["expiresAt"]) > time(&first["expiresAt"]),
+        "a rerun moves the expiry: {} then {}",
+        first["expiresAt"],
+        again["expiresAt"]
     );
     assert_eq!(again["resourceId"], first["resourceId"]);
 
@@ -171,6 +179,10 @@ async fn aks_up_rerun_and_down_through_the_cli() {
     assert_eq!(listed[0]["provider"], "aks");
     assert_eq!(listed[0]["state"], "active");
     assert_eq!(listed[0]["envFile"], "e2e");
+    assert_eq!(
+        listed[0]["expiresAt"], again["expiresAt"],
+        "the moved expiry is on the tags"
+    );
     let status = sb.json(&["status", "--env", env, "--pr", "42"]);
     assert_eq!(status["rollout"]["phase"], "Healthy", "{status:#}");
     assert!(status.get("lease").is_none(), "no run holds it: {status:#}");

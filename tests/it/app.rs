@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ephemera::ExitStatus;
 use ephemera::app::{self, AppError, Goal, Phase};
+use ephemera::config::PreviewCanary;
 use ephemera::names::ImageRef;
 use kube::Api;
 use kube::api::DynamicObject;
@@ -292,6 +293,35 @@ async fn canary_deploy_promote_abort_on_a_real_control_plane() {
         .await
         .expect("healthy after --full");
     assert_eq!(stable_images(&s), Some(vec![image("v4").reference]));
+
+    // What `up` and `deploy` do on a preview: `complete` leaves a paused canary as it is with
+    // `steps`, and with `full` promotes it until the new image serves 100%.
+    let settled = app::deploy(&client, NS, NAME, &image("v5"), deadline(60))
+        .await
+        .expect("deploy v5");
+    assert_eq!(settled.phase, Phase::Paused, "{settled}");
+    let s = app::complete(
+        &client,
+        NS,
+        NAME,
+        settled,
+        PreviewCanary::Steps,
+        deadline(60),
+    )
+    .await
+    .expect("complete, steps");
+    assert_eq!((s.phase, s.set_weight), (Phase::Paused, 20), "{s}");
+    let s = app::complete(&client, NS, NAME, s, PreviewCanary::Full, deadline(60))
+        .await
+        .expect("complete, full");
+    assert_eq!(
+        (s.phase, s.set_weight, s.paused),
+        (Phase::Healthy, 100, false),
+        "{s}"
+    );
+    assert_eq!(stable_images(&s), Some(vec![image("v5").reference]));
+    assert!(s.canary.is_none(), "{s}");
+    assert_eq!(s.paused_canary(), None);
 
     // Environments that do not exist: exit 2, a message naming what is missing, nothing created.
     let err = app::deploy(&client, "pr-404", NAME, &image("v5"), deadline(10))

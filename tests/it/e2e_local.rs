@@ -113,12 +113,29 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
         return;
     };
     let manifests = manifests();
-    let up = |image: &str, output: &str| {
+    // The same profile (same environment), rehearsing the canary steps on a preview, and with
+    // a lifetime no longer than its ttl (2h), so activity cannot move its expiry.
+    let steps_file = sb.path().join("local-steps.yaml");
+    let shipped = std::fs::read_to_string(ENV_FILE).expect("environments/local.yaml");
+    let with_steps = shipped
+        .replace(
+            "  replicas: 1\n",
+            "  replicas: 1\n  canary:\n    preview: steps\n",
+        )
+        .replace("ttl: 2h\n", "ttl: 2h\nmaxLifetime: 2h\n");
+    assert_eq!(
+        with_steps.len(),
+        shipped.len() + "  canary:\n    preview: steps\nmaxLifetime: 2h\n".len(),
+        "{ENV_FILE} has app.replicas: 1 and ttl: 2h"
+    );
+    std::fs::write(&steps_file, with_steps).expect("write the steps file");
+    let steps_file = steps_file.display().to_string();
+    let up_with = |file: &str, image: &str, output: &str| {
         let t0 = Instant::now();
         let args = [
             "up",
             "--env",
-            ENV_FILE,
+            file,
             "--pr",
             "7",
             "--image",
@@ -133,6 +150,7 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
         assert!(o.status.success(), "{}", describe(&args, &o));
         (o, took)
     };
+    let up = |image: &str, output: &str| up_with(ENV_FILE, image, output);
     let _down = Down(&sb, "7");
 
     // First up: cluster, add-ons, the app to Healthy (a first image has no canary).
@@ -254,12 +272,59 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
     assert!(!text.contains("lease: "), "{text}");
 
-    // Second up with a new image: the fast path skips the add-ons, and the canary stops at its
-    // first pause (step 1, 20%).
-    // The text summary and the plain progress lines say so, and that nothing serves the URL.
-    let (o, took) = up("ghcr.io/acme/cats:v2", "text");
-    eprintln!("e2e local: second up (fast path, new image to the first pause) took {took:.1?}");
+    // Second up with a new image (app.canary.preview defaults to full): the fast path skips the
+    // add-ons, and the Rollout ends Healthy with v2 serving 100%, nothing left on v1.
+    let (o, took) = up("ghcr.io/acme/cats:v2", "json");
+    eprintln!("e2e local: second up (fast path, new image fully promoted) took {took:.1?}");
+    let second: Value = serde_json::from_str(&stdout(&o)).expect("up --output json");
+    let r = &second["rollout"];
+    assert_eq!(r["phase"], "Healthy", "{second:#}");
+    assert_eq!(r["setWeight"], 100, "{second:#}");
+    assert_eq!(r["paused"], false, "{second:#}");
+    assert_eq!(r["stable"]["images"], json!(["ghcr.io/acme/cats:v2"]));
+    assert_eq!(r["canary"], Value::Null, "no canary is left: {second:#}");
+    assert_eq!(second["canaryPaused"], Value::Null, "{second:#}");
+    // Activity moves the expiry: to at least now + ttl (2h), so later than the first up's.
+    let time = |v: &Value| -> jiff::Timestamp {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{v} is not a time"))
+    };
+    let (created_expiry, moved) = (time(&first["expiresAt"]), time(&second["expiresAt"]));
+    assert!(
+        moved > created_expiry,
+        "{moved} is not after {created_expiry}"
+    );
+    let ahead = moved.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((7100..=7200).contains(&ahead), "expires {ahead}s from now");
+    let listed_expiry = || time(&sb.json(&["list", "--env", ENV_FILE])[0]["expiresAt"]);
+    assert_eq!(listed_expiry(), moved, "the record on the cluster moved");
+    let status = sb.json(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(status["rollout"]["phase"], "Healthy", "{status:#}");
+    assert_eq!(
+        status["rollout"]["stable"]["images"],
+        json!(["ghcr.io/acme/cats:v2"])
+    );
+    assert_eq!(status["rollout"]["replicas"]["updated"], 1, "{status:#}");
+
+    // Third up, with app.canary.preview: steps: the canary stops at its first pause (step 1,
+    // 20%). The text summary and the plain progress lines say so, and that nothing serves the
+    // URL.
+    let (o, took) = up_with(&steps_file, "ghcr.io/acme/cats:v3", "text");
+    eprintln!("e2e local: third up (fast path, new image to the first pause) took {took:.1?}");
+    // maxLifetime 2h caps the expiry at created + 2h, which is before the current one: it stays.
+    assert_eq!(
+        listed_expiry(),
+        moved,
+        "maxLifetime caps, and never moves it earlier"
+    );
     let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        out.contains(
+            "canary: paused at step 1/5 (pause (until promoted)) with 20% on the new image (app.canary.preview: steps)"
+        ),
+        "{out}"
+    );
     assert!(out.starts_with("environment: pr-7\n"), "{out}");
     assert!(
         out.contains("url: https://pr-7.127.0.0.1.nip.io (simulated: pods do not run)"),
@@ -292,8 +357,8 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     assert_eq!(r["step"]["index"], 1, "{status:#}");
     assert_eq!(r["setWeight"], 20, "{status:#}");
     assert_eq!(r["paused"], true);
-    assert_eq!(r["stable"]["images"], json!(["ghcr.io/acme/cats:v1"]));
-    assert_eq!(r["canary"]["images"], json!(["ghcr.io/acme/cats:v2"]));
+    assert_eq!(r["stable"]["images"], json!(["ghcr.io/acme/cats:v2"]));
+    assert_eq!(r["canary"]["images"], json!(["ghcr.io/acme/cats:v3"]));
     let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
     assert!(text.contains("phase     Paused: CanaryPauseStep"), "{text}");
     assert!(
@@ -311,17 +376,64 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
     });
     assert_eq!(
         s["rollout"]["canary"]["images"],
-        json!(["ghcr.io/acme/cats:v2"])
+        json!(["ghcr.io/acme/cats:v3"])
     );
-    // promote --full: every remaining step skipped, v2 becomes stable.
+    // promote --full: every remaining step skipped, v3 becomes stable.
     let o = sb.ok(&["promote", "--env", ENV_FILE, "--pr", "7", "--full"]);
     assert!(o.starts_with("rollout   cats/cats\n"), "{o}");
-    wait_for(&status_json, "Healthy on v2", |s| {
+    wait_for(&status_json, "Healthy on v3", |s| {
         s["rollout"]["phase"] == "Healthy"
-            && s["rollout"]["stable"]["images"] == json!(["ghcr.io/acme/cats:v2"])
+            && s["rollout"]["stable"]["images"] == json!(["ghcr.io/acme/cats:v3"])
     });
 
-    // deploy waits for the first pause and prints where the canary stands.
+    // deploy with app.canary.preview: steps waits for the first pause and prints where the
+    // canary stands.
+    let t0 = Instant::now();
+    let deployed = sb.json(&[
+        "deploy",
+        "--env",
+        &steps_file,
+        "--pr",
+        "7",
+        "--image",
+        "ghcr.io/acme/cats:v4",
+        "--timeout",
+        "2m",
+    ]);
+    eprintln!(
+        "e2e local: deploy of v4 to the first pause took {:.1?}",
+        t0.elapsed()
+    );
+    assert_eq!(deployed["phase"], "Paused", "{deployed:#}");
+    assert_eq!(deployed["step"]["index"], 1, "{deployed:#}");
+    assert_eq!(deployed["setWeight"], 20, "{deployed:#}");
+    assert_eq!(
+        deployed["canary"]["images"],
+        json!(["ghcr.io/acme/cats:v4"])
+    );
+    assert_eq!(
+        deployed["stable"]["images"],
+        json!(["ghcr.io/acme/cats:v3"])
+    );
+
+    // abort: back to the stable v3, canary scaled away.
+    let aborted = sb.json(&["abort", "--env", ENV_FILE, "--pr", "7"]);
+    assert_eq!(aborted["name"], "cats", "{aborted:#}");
+    let s = wait_for(&status_json, "aborted and back on v3", |s| {
+        s["rollout"]["aborted"] == true && s["rollout"]["replicas"]["updated"] == 0
+    });
+    assert_eq!(
+        s["rollout"]["stable"]["images"],
+        json!(["ghcr.io/acme/cats:v3"])
+    );
+    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
+    assert!(text.contains("aborted   yes"), "{text}");
+    assert!(
+        text.contains("phase     Degraded: RolloutAborted"),
+        "{text}"
+    );
+
+    // deploy with the default (full): the new image ends serving 100%, Healthy.
     let t0 = Instant::now();
     let deployed = sb.json(&[
         "deploy",
@@ -330,41 +442,27 @@ fn local_up_list_status_deploy_promote_abort_and_down_through_the_cli() {
         "--pr",
         "7",
         "--image",
-        "ghcr.io/acme/cats:v3",
+        "ghcr.io/acme/cats:v5",
         "--timeout",
         "2m",
     ]);
     eprintln!(
-        "e2e local: deploy of v3 to the first pause took {:.1?}",
+        "e2e local: deploy of v5, fully promoted, took {:.1?}",
         t0.elapsed()
     );
-    assert_eq!(deployed["phase"], "Paused", "{deployed:#}");
-    assert_eq!(deployed["step"]["index"], 1, "{deployed:#}");
-    assert_eq!(deployed["setWeight"], 20, "{deployed:#}");
-    assert_eq!(
-        deployed["canary"]["images"],
-        json!(["ghcr.io/acme/cats:v3"])
-    );
+    assert_eq!(deployed["phase"], "Healthy", "{deployed:#}");
+    assert_eq!(deployed["setWeight"], 100, "{deployed:#}");
+    assert_eq!(deployed["aborted"], false, "{deployed:#}");
+    assert_eq!(deployed["canary"], Value::Null, "{deployed:#}");
     assert_eq!(
         deployed["stable"]["images"],
-        json!(["ghcr.io/acme/cats:v2"])
+        json!(["ghcr.io/acme/cats:v5"])
     );
-
-    // abort: back to the stable v2, canary scaled away.
-    let aborted = sb.json(&["abort", "--env", ENV_FILE, "--pr", "7"]);
-    assert_eq!(aborted["name"], "cats", "{aborted:#}");
-    let s = wait_for(&status_json, "aborted and back on v2", |s| {
-        s["rollout"]["aborted"] == true && s["rollout"]["replicas"]["updated"] == 0
-    });
-    assert_eq!(
-        s["rollout"]["stable"]["images"],
-        json!(["ghcr.io/acme/cats:v2"])
-    );
-    let text = sb.ok(&["status", "--env", ENV_FILE, "--pr", "7"]);
-    assert!(text.contains("aborted   yes"), "{text}");
+    // deploy is activity too: without maxLifetime the expiry moves on.
+    let deployed_expiry = listed_expiry();
     assert!(
-        text.contains("phase     Degraded: RolloutAborted"),
-        "{text}"
+        deployed_expiry > moved,
+        "{deployed_expiry} is not after {moved}"
     );
 
     // down: exit 0, no process, no state dir, no kubeconfig; then already gone.

@@ -118,21 +118,9 @@ fn comment(
     c.url = report
         .and_then(|r| r.url.clone())
         .or_else(|| plan.summary.url.clone());
-    c.canary_step = report.and_then(|r| r.rollout.as_ref()).map(canary_step);
+    // Only a canary that stopped short of 100% has a step to show.
+    c.canary_step = report.and_then(|r| r.canary_paused.clone());
     c
-}
-
-/// `2/5 (setWeight 50)`-style position of the canary, for the PR comment.
-fn canary_step(s: &crate::app::RolloutStatus) -> String {
-    match &s.step {
-        Some(step) => format!(
-            "{} ({:?}, weight {}%)",
-            serde_json::to_string(step).unwrap_or_default(),
-            s.phase,
-            s.actual_weight
-        ),
-        None => format!("{:?}", s.phase),
-    }
 }
 
 /// Writes GitHub Actions outputs and the job summary when running in Actions.

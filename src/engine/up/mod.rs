@@ -69,6 +69,11 @@ pub struct UpReport {
     pub addons: Vec<AddonVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::app::RolloutStatus>,
+    /// Set when the new image does not serve 100% yet: with `app.canary.preview: steps`, the
+    /// canary's pause, in words (e.g. `paused at step 1/5 (pause (until promoted)) with 20% on
+    /// the new image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_paused: Option<String>,
     pub steps: Vec<StepReport>,
     pub warnings: Vec<String>,
 }
@@ -210,6 +215,9 @@ fn report(ctx: &Context<'_>, done: Converged, run: &Runner<'_>) -> UpReport {
                 version: a.version.clone(),
             })
             .collect(),
+        canary_paused: rollout
+            .as_ref()
+            .and_then(crate::app::RolloutStatus::paused_canary),
         rollout,
         steps: run.reports(),
         warnings: run.warnings.clone(),

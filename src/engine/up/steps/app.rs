@@ -1,5 +1,6 @@
 //! Step `app`: the app's Services, route and certificate first, then its Rollout, waited for up
-//! to `--timeout` until it is Healthy or paused at a canary step.
+//! to `--timeout` until it is Healthy on the new image (fully promoted), or, with
+//! `app.canary.preview: steps`, paused at its first canary step.
 
 use std::time::Instant;
 
@@ -68,6 +69,10 @@ pub(crate) async fn apply(
     }
     let app = &env.app.name;
     let goal = crate::app::Goal::Settled;
-    let status = crate::app::wait_for(client, app, app, goal, deadline).await?;
+    let settled = crate::app::wait_for(client, app, app, goal, deadline).await?;
+    // A preview shows the newest commit: unless the file asks to rehearse the canary steps, the
+    // new image is promoted to 100% before the Deployment status says it is live.
+    let preview = env.app.canary.preview;
+    let status = crate::app::complete(client, app, app, settled, preview, deadline).await?;
     Ok(Some(status))
 }

@@ -110,17 +110,15 @@ pub(crate) async fn run(
         run.step(certificate::NAME, certificate::wait(ctx, &client))
             .await?;
     }
-    let record = match &route.url {
+    match &route.url {
         Some(url) => {
             let check = report::check(ctx, url, cluster.serves_traffic);
             run.step(report::NAME, check).await?;
-            report::stamp(ctx, &cluster.record, url).await?
         }
-        None => {
-            run.skip(report::NAME, report::NO_INGRESS);
-            cluster.record.clone()
-        }
-    };
+        None => run.skip(report::NAME, report::NO_INGRESS),
+    }
+    let url = route.url.as_deref();
+    let record = report::stamp(ctx, &cluster.record, url, cluster.created).await?;
     Ok(Converged {
         cluster,
         kubeconfig: path,

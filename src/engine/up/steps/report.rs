@@ -1,5 +1,6 @@
-//! Step `report`: the preview URL answers. Skipped when no ingress routes to the app. The URL is
-//! then stamped into the environment's record.
+//! Step `report`: the preview URL answers. Skipped when no ingress routes to the app. The URL,
+//! and on an existing environment the expiry this activity moves, are then stamped into the
+//! environment's record.
 
 use std::time::Instant;
 
@@ -29,19 +30,32 @@ pub(crate) async fn check(
     Ok(())
 }
 
-/// The stored `record` with `url` in it, written to the provider when it was not there yet.
+/// The stored `record` with `url` in it and, on an environment this run did not create, its
+/// expiry moved by the activity (at least now + ttl, within `maxLifetime`: see
+/// [`Record::renewed_expiry`]). Written to the provider, in one write, only when it changed.
 ///
 /// # Errors
 /// The provider's.
 pub(crate) async fn stamp(
     ctx: &Context<'_>,
     record: &Record,
-    url: &str,
+    url: Option<&str>,
+    created: bool,
 ) -> Result<Record, crate::Error> {
-    let mut record = record.clone();
-    if record.url.as_deref() != Some(url) {
-        record.url = Some(url.to_string());
-        ctx.provider.update_record(&record).await?;
+    let mut stamped = record.clone();
+    if let Some(url) = url {
+        stamped.url = Some(url.to_string());
     }
-    Ok(record)
+    if !created {
+        // The plan's record holds this run's ttl (`--ttl` or the file's) as expires - created.
+        let planned = ctx.record;
+        let ttl = planned.expires_at.duration_since(planned.created_at);
+        let ttl = std::time::Duration::try_from(ttl).unwrap_or_default();
+        let max = ctx.env.max_lifetime_duration();
+        stamped.expires_at = record.renewed_expiry(jiff::Timestamp::now(), ttl, max);
+    }
+    if stamped != *record {
+        ctx.provider.update_record(&stamped).await?;
+    }
+    Ok(stamped)
 }
