@@ -8,6 +8,7 @@ use super::lease::AnyLeaseStore;
 use super::local::LocalProvider;
 use super::{ClusterRequest, Deleted, Ensured, Kubeconfig, Provider, ProviderError};
 use crate::config::{Environment, ProviderConfig};
+use crate::progress::Progress;
 use crate::record::Record;
 use crate::templates::Renderer;
 
@@ -65,6 +66,10 @@ macro_rules! each {
 impl Provider for AnyProvider {
     fn kind(&self) -> &'static str {
         each!(self, p => p.kind())
+    }
+
+    async fn prepare(&self, progress: &dyn Progress) -> Result<(), ProviderError> {
+        each!(self, p => p.prepare(progress).await)
     }
 
     async fn ensure(&self, req: &ClusterRequest) -> Result<Ensured, ProviderError> {

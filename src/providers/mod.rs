@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::path::Path;
 
+use crate::progress::Progress;
 use crate::record::Record;
 use lease::{AnyLeaseStore, KubeLease};
 
@@ -108,6 +109,19 @@ pub trait Provider: Send + Sync {
             };
             Ok(AnyLeaseStore::Kube(KubeLease::new(client, name)))
         }
+    }
+
+    /// Makes what [`Provider::ensure`] needs on this machine before it runs (the local provider
+    /// builds missing control-plane binaries), reporting progress as `step cluster`. Most
+    /// providers need nothing.
+    ///
+    /// # Errors
+    /// What was needed cannot be made.
+    fn prepare(
+        &self,
+        _progress: &dyn Progress,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        async { Ok(()) }
     }
 
     /// The provider's id of environment `name`'s cluster (the ARM id on AKS), which what the

@@ -1,9 +1,12 @@
 //! Finding the control-plane binaries: `EPHEMERA_LOCAL_BIN`, else the environment file's
-//! `local.binDir`, else the cache that `scripts/testcluster build` fills.
+//! `local.binDir`, else the cache that `scripts/testcluster build` fills. When the cache is the
+//! source and a binary is missing, `up` fills it with that same recipe if it runs from a checkout
+//! (so the quick start is one command); `EPHEMERA_LOCAL_BUILD=0` turns that off.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::progress::{Progress, State};
 use crate::providers::ProviderError;
 use crate::providers::probe::Probe;
 
@@ -32,13 +35,118 @@ pub const COMPONENTS: [&str; 5] = [
 /// The command that fills the default cache.
 pub const BUILD_COMMAND: &str = "scripts/testcluster build";
 
+/// Set to `0` to make missing binaries an error instead of building them.
+pub const BUILD_ENV: &str = "EPHEMERA_LOCAL_BUILD";
+
+/// The recipe's components that hold [`COMPONENTS`] and the Rollouts controller.
+const RECIPE_COMPONENTS: [&str; 4] = ["etcd", "kubernetes", "kwok", "argo-rollouts"];
+
 /// Where the binaries were looked for, and why there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Search {
     /// `EPHEMERA_LOCAL_BIN`, `provider.local.binDir` or the testcluster cache.
     pub source: &'static str,
     pub dirs: Vec<PathBuf>,
+    /// How to fill `dirs` when something is missing: only for the default cache, from a checkout.
+    pub recipe: Option<Recipe>,
 }
+
+/// `scripts/testcluster` in the checkout ephemera runs from, with its module wrappers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    pub script: PathBuf,
+}
+
+impl Recipe {
+    /// The first of `starts` (or one of their parents) that holds `scripts/testcluster` and
+    /// `scripts/testcluster.d`.
+    pub fn locate(starts: &[PathBuf]) -> Option<Recipe> {
+        starts
+            .iter()
+            .flat_map(|s| s.ancestors())
+            .map(|dir| dir.join("scripts"))
+            .find(|scripts| {
+                scripts.join("testcluster").is_file() && scripts.join("testcluster.d").is_dir()
+            })
+            .map(|scripts| Recipe {
+                script: scripts.join("testcluster"),
+            })
+    }
+
+    /// Where to look: the current directory and the running binary's directory (`cargo run`
+    /// puts it under the checkout's `target/`).
+    fn starts() -> Vec<PathBuf> {
+        let cwd = std::env::current_dir().ok();
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(PathBuf::from));
+        cwd.into_iter().chain(exe).collect()
+    }
+
+    /// Builds the local provider's components into the cache, forwarding the recipe's progress
+    /// lines to the log. Only what is missing is built; a concurrent build waits for this one.
+    ///
+    /// # Errors
+    /// The recipe cannot start (no python3) or fails; the error keeps its last lines.
+    pub async fn build(&self, progress: &dyn Progress) -> Result<(), ProviderError> {
+        use tokio::io::AsyncBufReadExt;
+        let command = format!("{BUILD_COMMAND} {}", RECIPE_COMPONENTS.join(" "));
+        progress.update(
+            "step",
+            "cluster",
+            State::Waiting(format!(
+                "`{command}`: the local control plane's binaries are missing (cached once built; cold, this takes about 40 minutes)"
+            )),
+        );
+        let mut cmd = tokio::process::Command::new(&self.script);
+        cmd.arg("build")
+            .args(RECIPE_COMPONENTS)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| ProviderError::MissingTool {
+            tool: "the local control plane".into(),
+            hint: format!("cannot run `{command}` (it needs python3 and Go): {e}"),
+        })?;
+        let mut tail = std::collections::VecDeque::with_capacity(TAIL_LINES);
+        if let Some(err) = child.stderr.take() {
+            let mut lines = tokio::io::BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!("{line}");
+                // The recipe's own milestones ("building kwok v0.8.0 ...", "built ... in 56s"),
+                // not the Go toolchain's download chatter.
+                if let Some(milestone) = line.strip_prefix("testcluster: ") {
+                    progress.update(
+                        "step",
+                        "cluster",
+                        State::Waiting(format!("the local control-plane build: {milestone}")),
+                    );
+                }
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+        let status = child.wait().await.map_err(|e| ProviderError::Command {
+            command: command.clone(),
+            status: "unknown".into(),
+            output: e.to_string(),
+        })?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(ProviderError::Command {
+            command,
+            status: status.to_string(),
+            output: tail.into_iter().collect::<Vec<_>>().join("\n"),
+        })
+    }
+}
+
+/// How many of the recipe's last lines a failure keeps.
+const TAIL_LINES: usize = 20;
 
 /// Every component found: component name to path.
 pub type Binaries = BTreeMap<&'static str, PathBuf>;
@@ -54,12 +162,14 @@ impl Search {
             return Ok(Search {
                 source: BIN_ENV,
                 dirs: split_dirs(&v),
+                recipe: None,
             });
         }
         if let Some(v) = bin_dir.filter(|v| !v.is_empty()) {
             return Ok(Search {
                 source: "provider.local.binDir",
                 dirs: split_dirs(v),
+                recipe: None,
             });
         }
         let cache = match probe.var_nonempty("EPHEMERA_TESTCLUSTER_CACHE") {
@@ -75,7 +185,13 @@ impl Search {
                 .join("testcluster"),
         };
         let bin = cache.join("bin");
+        let recipe = if probe.var(BUILD_ENV).as_deref() == Some("0") {
+            None
+        } else {
+            Recipe::locate(&Recipe::starts())
+        };
         Ok(Search {
+            recipe,
             source: "the scripts/testcluster cache",
             dirs: vec![
                 bin.join(format!("etcd-{ETCD_VERSION}")),
@@ -100,6 +216,26 @@ impl Search {
             tool: "the local control plane".into(),
             hint: self.hint(&missing),
         })
+    }
+
+    /// Fills the cache with the recipe when a component is missing and there is a recipe;
+    /// otherwise does nothing (then [`Search::find`] names what is missing).
+    ///
+    /// # Errors
+    /// The recipe fails.
+    pub async fn build_missing(
+        &self,
+        probe: &(impl Probe + Sync),
+        progress: &dyn Progress,
+    ) -> Result<(), ProviderError> {
+        let (_, missing) = self.locate(probe);
+        match &self.recipe {
+            Some(recipe) if !missing.is_empty() => {
+                tracing::info!("{} missing in {}", missing.join(", "), self.source);
+                recipe.build(progress).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The components found (each in the first directory that has it) and those missing.
@@ -217,5 +353,38 @@ mod tests {
         let found = s.find(&p).unwrap();
         assert_eq!(found["kube-apiserver"], PathBuf::from("/a/kube-apiserver"));
         assert_eq!(found["etcd"], PathBuf::from("/b/etcd"));
+    }
+
+    #[test]
+    fn the_recipe_is_found_in_a_parent_of_the_checkout() {
+        let root = tempfile::tempdir().unwrap();
+        let nested = root.path().join("target").join("release");
+        std::fs::create_dir_all(&nested).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("scripts")).unwrap();
+        std::fs::write(root.path().join("scripts/testcluster"), "").unwrap();
+        // A lone script without its module wrappers is not the recipe.
+        assert_eq!(Recipe::locate(std::slice::from_ref(&nested)), None);
+        std::fs::create_dir(root.path().join("scripts/testcluster.d")).unwrap();
+        let want = Some(Recipe {
+            script: root.path().join("scripts/testcluster"),
+        });
+        assert_eq!(Recipe::locate(std::slice::from_ref(&nested)), want);
+        assert_eq!(Recipe::locate(&[elsewhere.path().into(), nested]), want);
+        assert_eq!(Recipe::locate(&[elsewhere.path().into()]), None);
+    }
+
+    #[test]
+    fn only_the_default_cache_is_built_and_it_can_be_turned_off() {
+        let p = FakeProbe::new([(BIN_ENV, "/x")]);
+        assert_eq!(Search::resolve(None, &p).unwrap().recipe, None);
+        let p = FakeProbe::new([("HOME", "/h")]);
+        assert_eq!(Search::resolve(Some("/z"), &p).unwrap().recipe, None);
+        let p = FakeProbe::new([("HOME", "/h"), (BUILD_ENV, "0")]);
+        assert_eq!(Search::resolve(None, &p).unwrap().recipe, None);
+        // Unit tests run in the checkout, so the default cache has this repository's recipe.
+        let p = FakeProbe::new([("HOME", "/h")]);
+        let recipe = Search::resolve(None, &p).unwrap().recipe.unwrap();
+        assert!(recipe.script.ends_with("scripts/testcluster"), "{recipe:?}");
     }
 }

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::config::LocalConfig;
+use crate::progress::Progress;
 use crate::providers::probe::{Probe, SystemProbe};
 use crate::providers::{
     ClusterRequest, Deleted, Ensured, Kubeconfig, Provider, ProviderError, configmap,
@@ -239,6 +240,10 @@ pub fn state_root(probe: &impl Probe) -> Result<PathBuf, ProviderError> {
 impl Provider for LocalProvider {
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    async fn prepare(&self, progress: &dyn Progress) -> Result<(), ProviderError> {
+        self.search.build_missing(&SystemProbe, progress).await
     }
 
     async fn ensure(&self, req: &ClusterRequest) -> Result<Ensured, ProviderError> {

@@ -5,8 +5,9 @@
 //!   process shares, deleted on drop.
 //!
 //! When the binaries are not built, a test skips with a loud message naming
-//! `scripts/testcluster build`. With `EPHEMERA_REQUIRE_CLUSTER=1` (set by `.ci/run`) a missing
-//! cluster is a failure instead, never a silent skip.
+//! `scripts/testcluster build`. With `EPHEMERA_REQUIRE_CLUSTER=1` (the README's test command, and
+//! `.ci/run`) the first test that needs them builds what is missing, and a cluster that still
+//! cannot start is a failure, never a silent skip.
 //!
 //! Every cluster is started with `--owner-pid` set to this process, so a watcher takes it down even
 //! when the test process dies without running its destructors.
@@ -70,6 +71,24 @@ fn run_script(args: &[&str]) -> Output {
         })
 }
 
+/// Runs `scripts/testcluster build`, its progress going straight to this process's stderr.
+fn build() {
+    let status = Command::new(script())
+        .arg("build")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} build (it needs python3 and Go on PATH): {e}",
+                script().display()
+            )
+        });
+    assert!(
+        status.success(),
+        "scripts/testcluster build failed ({status}); its output is above"
+    );
+}
+
 fn describe(out: &Output) -> String {
     format!(
         "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -80,9 +99,15 @@ fn describe(out: &Output) -> String {
 }
 
 /// Binary paths by key (`KUBECTL`, `ETCD`, ...), as `scripts/testcluster env` prints them.
+///
+/// With [`REQUIRE_ENV`]`=1` (the README's test command), first builds whatever is missing, so the
+/// test command needs nothing run before it; warm, that only checks the cache.
 pub fn binaries() -> &'static BTreeMap<String, PathBuf> {
     static BINARIES: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BINARIES.get_or_init(|| {
+        if cluster_required() {
+            build();
+        }
         let out = run_script(&["env"]);
         assert!(
             out.status.success(),

@@ -11,6 +11,7 @@ pub const NAME: &str = "cluster";
 /// # Errors
 /// The provider's.
 pub(crate) async fn ensure(ctx: &Context<'_>) -> Result<Ensured, ProviderError> {
+    ctx.provider.prepare(ctx.progress.as_ref()).await?;
     let req = ClusterRequest {
         name: ctx.name.to_string(),
         record: ctx.record.clone(),
