@@ -6,6 +6,8 @@
 //!   environment still shown as live are marked `inactive`; the sticky comment is created or
 //!   edited in place.
 //! - `failed`: a `failure` status linking to the run; the comment says what failed.
+//! - `superseded`: the run gave way to a newer one (or to a teardown) and deployed nothing: its
+//!   deployment gets `inactive`, not `failure`, and the comment is left to the run that won.
 //! - `torn_down`: every deployment of the environment gets `inactive` (unless it already is);
 //!   an existing comment says the environment is gone (none is created for that).
 //!
@@ -134,17 +136,21 @@ impl Reporter {
         warnings
     }
 
-    /// Sets the deployment `success` with `url` as its environment URL, marks superseded
-    /// deployments inactive, and creates or updates the sticky comment (state up, showing `url`).
+    /// Sets the deployment `success` with `url` as its environment URL (left out when empty),
+    /// marks superseded deployments inactive, and creates or updates the sticky comment (state
+    /// up, showing `url`).
     pub async fn succeeded(&mut self, url: &str, summary: &CommentData) -> Vec<Warning> {
         let deadline = Deadline::after(self.retry().budget);
         let mut warnings = Vec::new();
         if self.settings.deployments {
-            let status = json!({
+            let mut status = json!({
                 "state": "success",
                 "description": description(&up_description(summary)),
-                "environment_url": url,
             });
+            // GitHub shows an empty environment_url as a broken link: leave it out instead.
+            if !url.is_empty() {
+                status["environment_url"] = Value::String(url.to_string());
+            }
             let status = with_log_url(status, &self.settings.run_url);
             if let Some(id) = self.deployment_for(summary, &deadline, &mut warnings).await
                 && let Ok(client) = &self.client
@@ -170,7 +176,9 @@ impl Reporter {
         if self.settings.comment {
             let mut data = summary.clone();
             data.state = CommentState::Up;
-            data.url = Some(url.to_string());
+            if !url.is_empty() {
+                data.url = Some(url.to_string());
+            }
             self.comment(data, true, &deadline, &mut warnings).await;
         }
         warnings
@@ -203,6 +211,38 @@ impl Reporter {
             data.state = CommentState::Failed;
             data.message = Some(message.to_string());
             self.comment(data, true, &deadline, &mut warnings).await;
+        }
+        warnings
+    }
+
+    /// Reports a run that gave way to another one (exit 4: a newer run, or a `down`, holds the
+    /// environment) and deployed nothing: the deployment `started` made gets an `inactive`
+    /// status saying `why` (no environment URL: this run has none), never `failure`. The sticky
+    /// comment is not touched: it belongs to the run that won. A deployment is never created
+    /// just to say this.
+    pub async fn superseded(&mut self, why: &str) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        if !self.settings.deployments {
+            return warnings;
+        }
+        let Some(id) = self.current.as_ref().and_then(|c| c.deployment) else {
+            return warnings;
+        };
+        let Ok(client) = &self.client else {
+            return warnings;
+        };
+        let deadline = Deadline::after(self.retry().budget);
+        let status = json!({
+            "state": "inactive",
+            "description": description(&format!("Superseded: {why}")),
+        });
+        let status = with_log_url(status, &self.settings.run_url);
+        if let Err(e) = post_status(client, id, &status, &deadline).await {
+            warnings.push(Warning::from_error(
+                "deployment-status",
+                "setting inactive",
+                &e,
+            ));
         }
         warnings
     }
@@ -648,6 +688,7 @@ mod tests {
         let data = CommentData::new(name.clone(), 1, CommentState::Up);
         is_send(&r.succeeded("https://x.example", &data));
         is_send(&r.failed("boom", &data));
+        is_send(&r.superseded("a newer run"));
     }
 
     #[test]

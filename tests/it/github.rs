@@ -245,6 +245,67 @@ async fn a_failed_up_links_the_run_and_says_why() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// A run that gave way to a newer one (exit 4) deployed nothing: its Deployment is inactive,
+/// not failed, and the comment still shows the preview the winner made.
+#[tokio::test]
+async fn a_run_that_gave_way_leaves_its_deployment_inactive_and_the_comment_alone() {
+    let fake = FakeGitHub::start().await;
+    assert!(up(&fake, SHA2, "ghcr.io/acme/shop:2").await.is_empty());
+    let before = fake.comments(42);
+
+    // The older commit's run starts late and finds the newer run holding the environment.
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.started(&env("pr-42"), 42, None).await.is_empty());
+    let why = "environment pr-42 is held by up run 20260801T100000Z-1";
+    let w = r.superseded(why).await;
+    assert!(w.is_empty(), "{w:?}");
+    let mine = fake
+        .deployments()
+        .into_iter()
+        .find(|d| d.sha == SHA1)
+        .expect("the older commit's deployment");
+    assert_eq!(states(&fake, mine.id), ["in_progress", "inactive"]);
+    let last = fake.statuses(mine.id).pop().unwrap();
+    assert_eq!(last.environment_url, None, "no URL: this run has none");
+    assert_eq!(last.log_url.as_deref(), Some(RUN));
+    assert_eq!(
+        last.description.as_deref(),
+        Some(format!("Superseded: {why}").as_str())
+    );
+    let winner = fake
+        .deployments()
+        .into_iter()
+        .find(|d| d.sha == SHA2)
+        .unwrap();
+    assert_eq!(states(&fake, winner.id), ["in_progress", "success"]);
+    let after = fake.comments(42);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].body, before[0].body, "the comment is the winner's");
+
+    // A run that never got as far as a deployment creates none just to say this.
+    let n = fake.deployments().len();
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.superseded(why).await.is_empty());
+    assert_eq!(fake.deployments().len(), n);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A preview without a URL yet (no host, or the local provider): the success status carries no
+/// environment_url at all, rather than an empty one GitHub would refuse.
+#[tokio::test]
+async fn an_up_without_a_url_sends_no_environment_url() {
+    let fake = FakeGitHub::start().await;
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.started(&env("pr-42"), 42, None).await.is_empty());
+    let w = r.succeeded("", &data("ghcr.io/acme/shop:1")).await;
+    assert!(w.is_empty(), "{w:?}");
+    let d = &fake.deployments()[0];
+    assert_eq!(states(&fake, d.id), ["in_progress", "success"]);
+    assert_eq!(fake.statuses(d.id)[1].environment_url, None);
+    assert_eq!(fake.comments(42).len(), 1);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_sha_flag_wins_over_the_environment_and_is_checked() {
     let fake = FakeGitHub::start().await;
