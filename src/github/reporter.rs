@@ -234,7 +234,7 @@ impl Reporter {
         let deadline = Deadline::after(self.retry().budget);
         let status = json!({
             "state": "inactive",
-            "description": description(&format!("Superseded: {why}")),
+            "description": description(&format!("{GAVE_WAY}{why}")),
         });
         let status = with_log_url(status, &self.settings.run_url);
         if let Err(e) = post_status(client, id, &status, &deadline).await {
@@ -524,21 +524,38 @@ async fn post_status(
     client.post(url, status, deadline).await.map(|_| ())
 }
 
+/// How the `inactive` status of a run that gave way begins: such a deployment never went live,
+/// so it retires nothing older (see [`supersede`]).
+const GAVE_WAY: &str = "Gave way: ";
+
 /// The state of a deployment's newest status, if it has any.
 async fn latest_state(
     client: &Client,
     id: u64,
     deadline: &Deadline,
 ) -> Result<Option<String>, GitHubError> {
+    Ok(latest_status(client, id, deadline)
+        .await?
+        .map(|(state, _)| state))
+}
+
+/// The state and description of a deployment's newest status, if it has any.
+async fn latest_status(
+    client: &Client,
+    id: u64,
+    deadline: &Deadline,
+) -> Result<Option<(String, String)>, GitHubError> {
     let mut url = client.repo_url(&format!("/deployments/{id}/statuses"))?;
     url.query_pairs_mut().append_pair("per_page", "1");
     let reply = client.get(url, deadline).await?;
-    Ok(reply
-        .body
-        .get(0)
-        .and_then(|s| s.get("state"))
-        .and_then(Value::as_str)
-        .map(str::to_string))
+    let Some(status) = reply.body.get(0) else {
+        return Ok(None);
+    };
+    let text = |k: &str| status.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(Some((
+        text("state").to_string(),
+        text("description").to_string(),
+    )))
 }
 
 async fn deployments_of(
@@ -570,7 +587,8 @@ async fn set_inactive(
 
 /// Marks inactive the deployments older than `current` that still look live. GitHub lists
 /// deployments newest first; each success retires everything older, so the walk stops at the
-/// first deployment already inactive.
+/// first deployment already inactive, except one of a run that gave way, which never went live
+/// and retired nothing.
 async fn supersede(
     client: &Client,
     env: &EnvName,
@@ -581,9 +599,10 @@ async fn supersede(
         if id == current {
             continue;
         }
-        match latest_state(client, id, deadline).await?.as_deref() {
-            Some("inactive") => break,
-            Some("failure" | "error") => continue,
+        match latest_status(client, id, deadline).await? {
+            Some((state, why)) if state == "inactive" && why.starts_with(GAVE_WAY) => continue,
+            Some((state, _)) if state == "inactive" => break,
+            Some((state, _)) if state == "failure" || state == "error" => continue,
             _ => set_inactive(client, id, "Superseded by a newer deployment", deadline).await?,
         }
     }

@@ -11,6 +11,7 @@ use crate::common::fake_github::{BOT, FakeGitHub, RateLimit, TOKEN};
 
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const SHA2: &str = "2222222222222222222222222222222222222222";
+const SHA3: &str = "3333333333333333333333333333333333333333";
 const URL: &str = "https://pr-42.previews.acme.example";
 const RUN: &str = "https://github.example/acme/shop/actions/runs/4242";
 
@@ -270,7 +271,7 @@ async fn a_run_that_gave_way_leaves_its_deployment_inactive_and_the_comment_alon
     assert_eq!(last.log_url.as_deref(), Some(RUN));
     assert_eq!(
         last.description.as_deref(),
-        Some(format!("Superseded: {why}").as_str())
+        Some(format!("Gave way: {why}").as_str())
     );
     let winner = fake
         .deployments()
@@ -281,6 +282,16 @@ async fn a_run_that_gave_way_leaves_its_deployment_inactive_and_the_comment_alon
     let after = fake.comments(42);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].body, before[0].body, "the comment is the winner's");
+
+    // The next success retires the winner's deployment, past the one that gave way (which
+    // never went live).
+    assert!(up(&fake, SHA3, "ghcr.io/acme/shop:3").await.is_empty());
+    assert_eq!(
+        states(&fake, winner.id),
+        ["in_progress", "success", "inactive"],
+        "the older live deployment is retired"
+    );
+    assert_eq!(states(&fake, mine.id), ["in_progress", "inactive"]);
 
     // A run that never got as far as a deployment creates none just to say this.
     let n = fake.deployments().len();
@@ -1072,7 +1083,7 @@ mod action {
         assert_eq!(last.environment_url, None);
         let why = last.description.as_deref().unwrap_or_default();
         assert!(
-            why.starts_with("Superseded: ") && why.contains("runner-2-1"),
+            why.starts_with("Gave way: ") && why.contains("runner-2-1"),
             "{why}"
         );
         let comments = github.comments(9);

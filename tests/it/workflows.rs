@@ -5,7 +5,8 @@
 //! either the local provider or, with the shipped `pr-aks.yaml` shape, the AKS provider against
 //! the fake ARM (whose clusters' kubeconfig is a control plane of the test's own).
 //!
-//! open → push → a failed build → a push while the previous preview run is in flight → close
+//! open → push → a push while a newer run holds the preview (`up` gives way, which is no
+//! failure) → a failed build → a push while the previous preview run is in flight → close
 //! while a run is in flight → a late build → scheduled gc; a fork PR without then with the label,
 //! and its removal; a draft, then ready for review. After each step: at most one environment per
 //! PR, running the newest pushed image, the Deployment statuses and the single comment, one
@@ -51,7 +52,7 @@ struct Aks {
     /// The control plane every cluster's kubeconfig points at.
     _plane: TestCluster,
     /// Serves the fake ARM; dropped after it.
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
 }
 
 struct World {
@@ -92,7 +93,7 @@ impl World {
         let cloud = Cloud::Aks(Box::new(Aks {
             arm,
             _plane: plane,
-            _rt: rt,
+            rt,
         }));
         Some(World::new(
             sb,
@@ -332,6 +333,114 @@ impl World {
         }
     }
 
+    /// Makes a newer `up` run, `holder`, hold PR `n`'s environment as that run would: its lease,
+    /// live for five minutes, on the environment's own resource (the cluster's ARM tag on AKS,
+    /// the Lease in `kube-system` on local); `None` takes it away again.
+    fn newer_run_holds(&self, n: u64, holder: Option<&str>) {
+        let name = format!("pr-{n}");
+        let now = jiff::Timestamp::now();
+        let lease = holder.map(|h| {
+            ephemera::engine::lease::LeaseRecord::new(
+                h,
+                ephemera::engine::lease::Operation::Up,
+                now + jiff::SignedDuration::from_mins(1),
+                Duration::from_secs(300),
+            )
+        });
+        match &self.cloud {
+            Cloud::Aks(aks) => {
+                let group = group_of(PROFILE, &name);
+                let mut tags = aks.arm.cluster_tags(&group, &name).expect("the cluster");
+                let tags_obj = tags.as_object_mut().expect("tags");
+                match &lease {
+                    Some(l) => tags_obj.insert("ephemera-lease".into(), json!(l.to_tag())),
+                    None => tags_obj.remove("ephemera-lease"),
+                };
+                let url = format!(
+                    "{}/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}?api-version=2026-08-01",
+                    aks.arm.url,
+                    crate::common::fake_arm::SUBSCRIPTION
+                );
+                let token = aks.arm.issue_token();
+                let status = aks.rt.block_on(async {
+                    reqwest::Client::new()
+                        .patch(url)
+                        .bearer_auth(token)
+                        .header("x-ms-client-request-id", "workflows-test")
+                        .json(&json!({ "tags": tags }))
+                        .send()
+                        .await
+                        .expect("PATCH reaches the fake ARM")
+                        .status()
+                });
+                assert_eq!(status, 200, "setting the lease tag");
+            }
+            Cloud::Local => {
+                let kubeconfig = self.sb.state().join(format!("kubeconfig/{name}.yaml"));
+                let kubectl = |args: &[&str], stdin: &str| {
+                    use std::io::Write;
+                    let mut child =
+                        std::process::Command::new(crate::common::testcluster::binary("KUBECTL"))
+                            .arg("--kubeconfig")
+                            .arg(&kubeconfig)
+                            .args(args)
+                            .stdin(std::process::Stdio::piped())
+                            .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::piped())
+                            .spawn()
+                            .expect("kubectl runs");
+                    child
+                        .stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(stdin.as_bytes())
+                        .expect("kubectl reads");
+                    let out = child.wait_with_output().expect("kubectl ends");
+                    assert!(
+                        out.status.success(),
+                        "kubectl {args:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                };
+                match &lease {
+                    Some(l) => kubectl(
+                        &["apply", "-f", "-"],
+                        &json!({
+                            "apiVersion": "coordination.k8s.io/v1",
+                            "kind": "Lease",
+                            "metadata": {
+                                "name": "ephemera",
+                                "namespace": "kube-system",
+                                "annotations": {
+                                    "ephemera.dev/operation": "up",
+                                    "ephemera.dev/started-at": l.started_at.to_string(),
+                                },
+                            },
+                            "spec": {
+                                "holderIdentity": l.holder,
+                                "leaseDurationSeconds": l.duration_seconds,
+                                "acquireTime": micro_time(l.started_at),
+                                "renewTime": micro_time(now),
+                            },
+                        })
+                        .to_string(),
+                    ),
+                    None => kubectl(
+                        &[
+                            "delete",
+                            "lease",
+                            "ephemera",
+                            "-n",
+                            "kube-system",
+                            "--ignore-not-found",
+                        ],
+                        "",
+                    ),
+                }
+            }
+        }
+    }
+
     /// `ephemera status` of PR `n`'s environment, as JSON.
     fn status(&self, n: u64) -> Value {
         let env = self.main.join("environments/pr-aks.yaml");
@@ -391,6 +500,11 @@ impl World {
             "the Slack webhook URL reached a log"
         );
     }
+}
+
+/// `t` as a Kubernetes MicroTime.
+fn micro_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 /// The image pr-preview.yml pushes for PR `n` at `sha`.
@@ -480,6 +594,31 @@ fn whole_life(w: &World) {
     assert_eq!(p.conclusion(), "success", "{p:?}");
     w.assert_runs(1, &sha('2'));
     assert_eq!(w.slack_since(n).len(), 1);
+
+    // A push while a newer run (say, one started by hand) holds the preview: `up` gives way
+    // (exit 4). That is no failure: the step is green with a notice, the commit's Deployment is
+    // inactive, the comment still shows the preview that runs, and Slack hears it once.
+    w.newer_run_holds(1, Some("runner-by-hand-1"));
+    pr.head_sha = sha('7');
+    w.fake.set_pull(pr.clone());
+    let b = w.build(&pr, "synchronize", false);
+    let n = w.slack.messages().len();
+    let p = w.preview(&b, &pr);
+    assert_eq!(p.conclusion(), "success", "{p:?}");
+    assert_eq!(p.step("preview", "ephemera up"), Some("success"));
+    assert_eq!(p.step("preview", "Summary"), Some("skipped"), "{p:?}");
+    assert_eq!(w.deployment_states(&sha('7')), ["in_progress", "inactive"]);
+    let sent = w.slack_since(n);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("gave way to another run"), "{sent:?}");
+    assert!(
+        w.runner
+            .log()
+            .contains("::notice title=ephemera::PR #1: superseded, another run holds its preview"),
+        "the run says why it stopped"
+    );
+    w.newer_run_holds(1, None);
+    w.assert_runs(1, &sha('2'));
 
     // The other commands, through the action with its default inputs, from a team's own
     // manual workflow.
