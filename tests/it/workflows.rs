@@ -25,7 +25,8 @@ use crate::common::fake_arm::{Config, FakeArm};
 use crate::common::fake_github::{FakeGitHub, OWNER, PullRequest, REPO, TOKEN};
 use crate::common::fake_slack::{FakeSlack, SECRET};
 use crate::common::lifecycle::{
-    ROLLOUTS_ONLY, Sandbox, aks_env, group_of, local_bin_dirs, local_env, manifests,
+    ROLLOUTS_ONLY, Sandbox, aks_env, group_of, kube_lease, kubectl, local_bin_dirs, local_env,
+    manifests,
 };
 use crate::common::testcluster::{TestCluster, repo_root};
 
@@ -377,55 +378,10 @@ impl World {
             }
             Cloud::Local => {
                 let kubeconfig = self.sb.state().join(format!("kubeconfig/{name}.yaml"));
-                let kubectl = |args: &[&str], stdin: &str| {
-                    use std::io::Write;
-                    let mut child =
-                        std::process::Command::new(crate::common::testcluster::binary("KUBECTL"))
-                            .arg("--kubeconfig")
-                            .arg(&kubeconfig)
-                            .args(args)
-                            .stdin(std::process::Stdio::piped())
-                            .stdout(std::process::Stdio::piped())
-                            .stderr(std::process::Stdio::piped())
-                            .spawn()
-                            .expect("kubectl runs");
-                    child
-                        .stdin
-                        .take()
-                        .expect("stdin")
-                        .write_all(stdin.as_bytes())
-                        .expect("kubectl reads");
-                    let out = child.wait_with_output().expect("kubectl ends");
-                    assert!(
-                        out.status.success(),
-                        "kubectl {args:?}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                };
                 match &lease {
-                    Some(l) => kubectl(
-                        &["apply", "-f", "-"],
-                        &json!({
-                            "apiVersion": "coordination.k8s.io/v1",
-                            "kind": "Lease",
-                            "metadata": {
-                                "name": "ephemera",
-                                "namespace": "kube-system",
-                                "annotations": {
-                                    "ephemera.dev/operation": "up",
-                                    "ephemera.dev/started-at": l.started_at.to_string(),
-                                },
-                            },
-                            "spec": {
-                                "holderIdentity": l.holder,
-                                "leaseDurationSeconds": l.duration_seconds,
-                                "acquireTime": micro_time(l.started_at),
-                                "renewTime": micro_time(now),
-                            },
-                        })
-                        .to_string(),
-                    ),
+                    Some(l) => kubectl(&kubeconfig, &["apply", "-f", "-"], &kube_lease(l)),
                     None => kubectl(
+                        &kubeconfig,
                         &[
                             "delete",
                             "lease",
@@ -500,11 +456,6 @@ impl World {
             "the Slack webhook URL reached a log"
         );
     }
-}
-
-/// `t` as a Kubernetes MicroTime.
-fn micro_time(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 /// The image pr-preview.yml pushes for PR `n` at `sha`.
