@@ -1092,7 +1092,7 @@ mod action {
         let sent = slack.messages();
         assert_eq!(sent.len(), 1, "{sent:?}");
         assert!(
-            sent[0].contains("pr-9 gave way to another run") && !sent[0].contains("failed"),
+            sent[0].contains("up of pr-9 gave way") && !sent[0].contains("failed"),
             "{sent:?}"
         );
         assert_eq!(

@@ -561,7 +561,7 @@ fn whole_life(w: &World) {
     assert_eq!(w.deployment_states(&sha('7')), ["in_progress", "inactive"]);
     let sent = w.slack_since(n);
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(sent[0].contains("gave way to another run"), "{sent:?}");
+    assert!(sent[0].contains("up of pr-1 gave way"), "{sent:?}");
     assert!(
         w.runner
             .log()

@@ -96,10 +96,7 @@ impl Announcer {
             }
         }
         if let Some(slack) = &ctx.env.notifications.slack {
-            let text = format!(
-                "ephemera: up of {} gave way to another run: {message}",
-                ctx.name
-            );
+            let text = format!("ephemera: up of {} gave way: {message}", ctx.name);
             if let Some(w) = notify::slack(slack, notify::Outcome::Superseded, &text).await {
                 tracing::warn!("{w}");
             }
