@@ -107,13 +107,17 @@ printf '\n'
 status=0
 ephemera "${args[@]}" || status=$?
 
-# Exit 4: another run holds the environment. If this run's commit is no longer the PR's head,
-# or the PR is closed, a newer push or the PR's closing superseded it: not a failure.
-if ((status == 4)) && [[ "$cmd" == up && -n "${INPUT_PR:-}" && -n "${INPUT_SHA:-}" ]]; then
-  if why=$(superseded "$INPUT_PR" "$INPUT_SHA"); then
-    echo "::notice title=ephemera::PR #$INPUT_PR: $why; this run stops here"
-    [[ -z "${GITHUB_OUTPUT:-}" ]] || echo "superseded=true" >>"$GITHUB_OUTPUT"
-    exit 0
+# Exit 4: `up` gave way to another run that holds or took the environment (a newer push's run,
+# or a teardown) and changed nothing; it has already reported that to the PR's Deployment as
+# inactive, not as a failure. Not a failure here either: a notice, and the step ends green.
+if ((status == 4)) && [[ "$cmd" == up ]]; then
+  why="another run holds its preview"
+  if [[ -n "${INPUT_PR:-}" && -n "${INPUT_SHA:-}" && -n "${GITHUB_TOKEN:-${GH_TOKEN:-}}" ]] &&
+    moved=$(superseded "$INPUT_PR" "$INPUT_SHA"); then
+    why=$moved
   fi
+  echo "::notice title=ephemera::${INPUT_PR:+PR #$INPUT_PR: }superseded, $why; this run stops here"
+  [[ -z "${GITHUB_OUTPUT:-}" ]] || echo "superseded=true" >>"$GITHUB_OUTPUT"
+  exit 0
 fi
 exit "$status"

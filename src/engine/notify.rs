@@ -13,12 +13,16 @@ use crate::config::Slack;
 pub enum Outcome {
     Success,
     Failure,
+    /// The run gave way to a newer run or a teardown (exit 4) and changed nothing: no failure.
+    Superseded,
 }
 
 impl Outcome {
+    /// The `on` value that lets this outcome through: a superseded run is no failure, so it is
+    /// sent with the successes.
     fn as_str(self) -> &'static str {
         match self {
-            Outcome::Success => "success",
+            Outcome::Success | Outcome::Superseded => "success",
             Outcome::Failure => "failure",
         }
     }
@@ -141,6 +145,8 @@ mod tests {
             on: vec!["failure".into()],
         };
         assert_eq!(slack(&only_failures, Outcome::Success, "x").await, None);
+        // A run that gave way is no failure.
+        assert_eq!(slack(&only_failures, Outcome::Superseded, "x").await, None);
         unsafe { std::env::set_var("EPHEMERA_TEST_SLACK_HTTP", "http://hooks.example.com/x") };
         let w = slack(&cfg("EPHEMERA_TEST_SLACK_HTTP"), Outcome::Success, "x")
             .await

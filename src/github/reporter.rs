@@ -6,6 +6,8 @@
 //!   environment still shown as live are marked `inactive`; the sticky comment is created or
 //!   edited in place.
 //! - `failed`: a `failure` status linking to the run; the comment says what failed.
+//! - `superseded`: the run gave way to a newer one (or to a teardown) and deployed nothing: its
+//!   deployment gets `inactive`, not `failure`, and the comment is left to the run that won.
 //! - `torn_down`: every deployment of the environment gets `inactive` (unless it already is);
 //!   an existing comment says the environment is gone (none is created for that).
 //!
@@ -134,17 +136,21 @@ impl Reporter {
         warnings
     }
 
-    /// Sets the deployment `success` with `url` as its environment URL, marks superseded
-    /// deployments inactive, and creates or updates the sticky comment (state up, showing `url`).
+    /// Sets the deployment `success` with `url` as its environment URL (left out when empty),
+    /// marks superseded deployments inactive, and creates or updates the sticky comment (state
+    /// up, showing `url`).
     pub async fn succeeded(&mut self, url: &str, summary: &CommentData) -> Vec<Warning> {
         let deadline = Deadline::after(self.retry().budget);
         let mut warnings = Vec::new();
         if self.settings.deployments {
-            let status = json!({
+            let mut status = json!({
                 "state": "success",
                 "description": description(&up_description(summary)),
-                "environment_url": url,
             });
+            // GitHub shows an empty environment_url as a broken link: leave it out instead.
+            if !url.is_empty() {
+                status["environment_url"] = Value::String(url.to_string());
+            }
             let status = with_log_url(status, &self.settings.run_url);
             if let Some(id) = self.deployment_for(summary, &deadline, &mut warnings).await
                 && let Ok(client) = &self.client
@@ -170,7 +176,9 @@ impl Reporter {
         if self.settings.comment {
             let mut data = summary.clone();
             data.state = CommentState::Up;
-            data.url = Some(url.to_string());
+            if !url.is_empty() {
+                data.url = Some(url.to_string());
+            }
             self.comment(data, true, &deadline, &mut warnings).await;
         }
         warnings
@@ -203,6 +211,38 @@ impl Reporter {
             data.state = CommentState::Failed;
             data.message = Some(message.to_string());
             self.comment(data, true, &deadline, &mut warnings).await;
+        }
+        warnings
+    }
+
+    /// Reports a run that gave way to another one (exit 4: a newer run, or a `down`, holds the
+    /// environment) and deployed nothing: the deployment `started` made gets an `inactive`
+    /// status saying `why` (no environment URL: this run has none), never `failure`. The sticky
+    /// comment is not touched: it belongs to the run that won. A deployment is never created
+    /// just to say this.
+    pub async fn superseded(&mut self, why: &str) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        if !self.settings.deployments {
+            return warnings;
+        }
+        let Some(id) = self.current.as_ref().and_then(|c| c.deployment) else {
+            return warnings;
+        };
+        let Ok(client) = &self.client else {
+            return warnings;
+        };
+        let deadline = Deadline::after(self.retry().budget);
+        let status = json!({
+            "state": "inactive",
+            "description": description(&format!("{GAVE_WAY}{why}")),
+        });
+        let status = with_log_url(status, &self.settings.run_url);
+        if let Err(e) = post_status(client, id, &status, &deadline).await {
+            warnings.push(Warning::from_error(
+                "deployment-status",
+                "setting inactive",
+                &e,
+            ));
         }
         warnings
     }
@@ -484,21 +524,38 @@ async fn post_status(
     client.post(url, status, deadline).await.map(|_| ())
 }
 
+/// How the `inactive` status of a run that gave way begins: such a deployment never went live,
+/// so it retires nothing older (see [`supersede`]).
+const GAVE_WAY: &str = "Gave way: ";
+
 /// The state of a deployment's newest status, if it has any.
 async fn latest_state(
     client: &Client,
     id: u64,
     deadline: &Deadline,
 ) -> Result<Option<String>, GitHubError> {
+    Ok(latest_status(client, id, deadline)
+        .await?
+        .map(|(state, _)| state))
+}
+
+/// The state and description of a deployment's newest status, if it has any.
+async fn latest_status(
+    client: &Client,
+    id: u64,
+    deadline: &Deadline,
+) -> Result<Option<(String, String)>, GitHubError> {
     let mut url = client.repo_url(&format!("/deployments/{id}/statuses"))?;
     url.query_pairs_mut().append_pair("per_page", "1");
     let reply = client.get(url, deadline).await?;
-    Ok(reply
-        .body
-        .get(0)
-        .and_then(|s| s.get("state"))
-        .and_then(Value::as_str)
-        .map(str::to_string))
+    let Some(status) = reply.body.get(0) else {
+        return Ok(None);
+    };
+    let text = |k: &str| status.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(Some((
+        text("state").to_string(),
+        text("description").to_string(),
+    )))
 }
 
 async fn deployments_of(
@@ -530,7 +587,8 @@ async fn set_inactive(
 
 /// Marks inactive the deployments older than `current` that still look live. GitHub lists
 /// deployments newest first; each success retires everything older, so the walk stops at the
-/// first deployment already inactive.
+/// first deployment already inactive, except one of a run that gave way, which never went live
+/// and retired nothing.
 async fn supersede(
     client: &Client,
     env: &EnvName,
@@ -541,9 +599,10 @@ async fn supersede(
         if id == current {
             continue;
         }
-        match latest_state(client, id, deadline).await?.as_deref() {
-            Some("inactive") => break,
-            Some("failure" | "error") => continue,
+        match latest_status(client, id, deadline).await? {
+            Some((state, why)) if state == "inactive" && why.starts_with(GAVE_WAY) => continue,
+            Some((state, _)) if state == "inactive" => break,
+            Some((state, _)) if state == "failure" || state == "error" => continue,
             _ => set_inactive(client, id, "Superseded by a newer deployment", deadline).await?,
         }
     }
@@ -648,6 +707,7 @@ mod tests {
         let data = CommentData::new(name.clone(), 1, CommentState::Up);
         is_send(&r.succeeded("https://x.example", &data));
         is_send(&r.failed("boom", &data));
+        is_send(&r.superseded("a newer run"));
     }
 
     #[test]

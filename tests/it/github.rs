@@ -11,6 +11,7 @@ use crate::common::fake_github::{BOT, FakeGitHub, RateLimit, TOKEN};
 
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const SHA2: &str = "2222222222222222222222222222222222222222";
+const SHA3: &str = "3333333333333333333333333333333333333333";
 const URL: &str = "https://pr-42.previews.acme.example";
 const RUN: &str = "https://github.example/acme/shop/actions/runs/4242";
 
@@ -242,6 +243,77 @@ async fn a_failed_up_links_the_run_and_says_why() {
         c.body
     );
     assert!(c.body.contains(&format!("[run]({RUN})")), "{}", c.body);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A run that gave way to a newer one (exit 4) deployed nothing: its Deployment is inactive,
+/// not failed, and the comment still shows the preview the winner made.
+#[tokio::test]
+async fn a_run_that_gave_way_leaves_its_deployment_inactive_and_the_comment_alone() {
+    let fake = FakeGitHub::start().await;
+    assert!(up(&fake, SHA2, "ghcr.io/acme/shop:2").await.is_empty());
+    let before = fake.comments(42);
+
+    // The older commit's run starts late and finds the newer run holding the environment.
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.started(&env("pr-42"), 42, None).await.is_empty());
+    let why = "environment pr-42 is held by up run 20260801T100000Z-1";
+    let w = r.superseded(why).await;
+    assert!(w.is_empty(), "{w:?}");
+    let mine = fake
+        .deployments()
+        .into_iter()
+        .find(|d| d.sha == SHA1)
+        .expect("the older commit's deployment");
+    assert_eq!(states(&fake, mine.id), ["in_progress", "inactive"]);
+    let last = fake.statuses(mine.id).pop().unwrap();
+    assert_eq!(last.environment_url, None, "no URL: this run has none");
+    assert_eq!(last.log_url.as_deref(), Some(RUN));
+    assert_eq!(
+        last.description.as_deref(),
+        Some(format!("Gave way: {why}").as_str())
+    );
+    let winner = fake
+        .deployments()
+        .into_iter()
+        .find(|d| d.sha == SHA2)
+        .unwrap();
+    assert_eq!(states(&fake, winner.id), ["in_progress", "success"]);
+    let after = fake.comments(42);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].body, before[0].body, "the comment is the winner's");
+
+    // The next success retires the winner's deployment, past the one that gave way (which
+    // never went live).
+    assert!(up(&fake, SHA3, "ghcr.io/acme/shop:3").await.is_empty());
+    assert_eq!(
+        states(&fake, winner.id),
+        ["in_progress", "success", "inactive"],
+        "the older live deployment is retired"
+    );
+    assert_eq!(states(&fake, mine.id), ["in_progress", "inactive"]);
+
+    // A run that never got as far as a deployment creates none just to say this.
+    let n = fake.deployments().len();
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.superseded(why).await.is_empty());
+    assert_eq!(fake.deployments().len(), n);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A preview without a URL yet (no host, or the local provider): the success status carries no
+/// environment_url at all, rather than an empty one GitHub would refuse.
+#[tokio::test]
+async fn an_up_without_a_url_sends_no_environment_url() {
+    let fake = FakeGitHub::start().await;
+    let mut r = Reporter::new(settings(&fake, SHA1));
+    assert!(r.started(&env("pr-42"), 42, None).await.is_empty());
+    let w = r.succeeded("", &data("ghcr.io/acme/shop:1")).await;
+    assert!(w.is_empty(), "{w:?}");
+    let d = &fake.deployments()[0];
+    assert_eq!(states(&fake, d.id), ["in_progress", "success"]);
+    assert_eq!(fake.statuses(d.id)[1].environment_url, None);
+    assert_eq!(fake.comments(42).len(), 1);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
@@ -515,7 +587,6 @@ fn the_fake_runs_beside_synchronous_code() {
 // The composite action and the example workflows.
 
 mod action {
-    use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Output};
 
@@ -647,7 +718,8 @@ mod action {
         }
     }
 
-    /// A directory with stand-ins for `ephemera` and `gh` that record their arguments.
+    /// A directory holding the **real** `ephemera` (a link to the binary under test) and, where
+    /// a test adds it, a stand-in for `gh`; HOME and the XDG dirs of its runs are inside it.
     struct Bin {
         dir: tempfile::TempDir,
     }
@@ -655,22 +727,13 @@ mod action {
     impl Bin {
         fn new() -> Bin {
             let dir = tempfile::tempdir().unwrap();
-            let b = Bin { dir };
-            b.script(
-                "ephemera",
-                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGS_OUT\"\n",
-            );
-            b
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ephemera"), dir.path().join("ephemera"))
+                .unwrap();
+            Bin { dir }
         }
 
         fn path(&self) -> &Path {
             self.dir.path()
-        }
-
-        fn script(&self, name: &str, body: &str) {
-            let p = self.path().join(name);
-            std::fs::write(&p, body).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
 
         fn run(&self, script: &str, env: &[(&str, &str)]) -> Output {
@@ -684,71 +747,87 @@ mod action {
                 .current_dir(self.path())
                 .env_clear()
                 .env("PATH", path)
-                .env("ARGS_OUT", self.path().join("args"))
+                .env("HOME", self.path().join("home"))
+                .env("XDG_STATE_HOME", self.path().join("state"))
+                .env("XDG_CACHE_HOME", self.path().join("cache"))
                 .env("RUNNER_TEMP", self.path());
             for (k, v) in env {
                 c.env(k, v);
             }
             c.output().unwrap()
         }
-
-        fn args(&self) -> Vec<String> {
-            let raw = std::fs::read(self.path().join("args")).unwrap_or_default();
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        }
     }
 
+    /// Whether run.sh started ephemera: it prints the command line, quoted, just before.
+    fn ran(out: &Output) -> bool {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("ephemera "))
+    }
+
+    fn printed(out: &Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Hostile inputs through run.sh to the real binary: `plan` (pure, so nothing is created)
+    /// reads the environment file whose name is shell code and writes the branch and title into
+    /// the Rollout's annotations exactly as given; nothing in them ran.
     #[test]
     fn hostile_inputs_reach_ephemera_as_single_arguments() {
         let bin = Bin::new();
         let branch = "x$(touch pwned1);`touch pwned2` * \"'";
+        let title = "Fix $HOME; rm -rf /";
+        let env_file = "environments/$(touch pwned3) pr.yaml";
+        std::fs::create_dir_all(bin.path().join("environments")).unwrap();
+        std::fs::write(
+            bin.path().join(env_file),
+            crate::common::lifecycle::local_env("shop"),
+        )
+        .unwrap();
         let out = bin.run(
             "run.sh",
             &[
-                ("INPUT_COMMAND", "up"),
-                ("INPUT_ENV", "environments/pr aks.yaml"),
+                ("INPUT_COMMAND", "plan"),
+                ("INPUT_ENV", env_file),
                 ("INPUT_PR", "42"),
                 ("INPUT_IMAGE", "ghcr.io/acme/shop:pr-42"),
                 ("INPUT_BRANCH", branch),
-                ("INPUT_TITLE", "Fix $HOME; rm -rf /"),
+                ("INPUT_TITLE", title),
                 ("INPUT_SHA", "1111111111111111111111111111111111111111"),
                 ("INPUT_GITHUB", "true"),
-                ("INPUT_ARGS", "--ttl\n4h\n\n$(touch pwned3)\n"),
+                ("INPUT_ARGS", "--ttl\n4h\n\n--output\njson\n"),
             ],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", printed(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (command, json) = stdout.split_once('\n').unwrap();
+        assert!(command.starts_with("ephemera plan --env "), "{command}");
+        let plan: Value = serde_json::from_str(json).expect("plan's JSON");
+        let rollout = plan["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["object"])
+            .find(|o| o["kind"] == "Rollout")
+            .unwrap_or_else(|| panic!("no Rollout in {plan:#}"));
+        let annotations = &rollout["metadata"]["annotations"];
         assert_eq!(
-            bin.args(),
-            [
-                "up",
-                "--env",
-                "environments/pr aks.yaml",
-                "--pr",
-                "42",
-                "--image",
-                "ghcr.io/acme/shop:pr-42",
-                "--branch",
-                branch,
-                "--title",
-                "Fix $HOME; rm -rf /",
-                "--sha",
-                "1111111111111111111111111111111111111111",
-                "--github",
-                "--ttl",
-                "4h",
-                "$(touch pwned3)",
-            ]
+            annotations["ephemera.dev/branch"], branch,
+            "{annotations:#}"
+        );
+        assert_eq!(annotations["ephemera.dev/title"], title, "{annotations:#}");
+        assert_eq!(annotations["ephemera.dev/pr"], "42", "{annotations:#}");
+        assert_eq!(
+            annotations["ephemera.dev/image"], "ghcr.io/acme/shop:pr-42",
+            "{annotations:#}"
         );
         for f in ["pwned1", "pwned2", "pwned3"] {
             assert!(
-                !bin.path().join(f).exists(),
+                !bin.path().join(f).exists() && !bin.path().join("environments").join(f).exists(),
                 "{f} was created: an input ran as code"
             );
         }
@@ -768,10 +847,12 @@ mod action {
             env.push((k, v));
             let out = bin.run("run.sh", &env);
             assert_eq!(out.status.code(), Some(2), "{k}={v}");
-            assert!(bin.args().is_empty(), "{k}={v}: ephemera must not run");
+            assert!(!ran(&out), "{k}={v}: ephemera must not run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("::error"), "{k}={v}");
             assert!(
-                String::from_utf8_lossy(&out.stderr).contains("::error"),
-                "{k}={v}"
+                !stderr.contains("e.yaml"),
+                "{k}={v}: ephemera never got as far as the file: {stderr}"
             );
         }
     }
@@ -788,33 +869,37 @@ mod action {
         closed.state = "closed".into();
         fake.set_pull(closed);
         let bin = Bin::new();
+        let env_file = bin.path().join("pr-local.yaml");
+        std::fs::write(&env_file, crate::common::lifecycle::local_env("shop")).unwrap();
         let mut env: Vec<(&str, String)> = fake.env(&"a".repeat(40));
         env.extend([
             ("INPUT_COMMAND", "gc".to_string()),
-            ("INPUT_ENV", "environments/pr-aks.yaml".into()),
+            ("INPUT_ENV", env_file.display().to_string()),
             ("INPUT_OPEN_PRS", "auto".into()),
         ]);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let out = bin.run("run.sh", &env);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        let args = bin.args();
-        assert_eq!(
-            args[..4],
-            ["gc", "--env", "environments/pr-aks.yaml", "--open-prs"]
+        assert!(out.status.success(), "{}", printed(&out));
+        // The real gc ran with the list (this machine has no environment of that file, so it
+        // deletes nothing).
+        let list = bin.path().join("ephemera-open-prs.txt");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!(
+                "ephemera gc --env {} --open-prs {}\n",
+                env_file.display(),
+                list.display()
+            )),
+            "{stdout}"
         );
-        assert_eq!(
-            std::fs::read_to_string(&args[4]).unwrap(),
-            "3\n5\n8\n13\n21\n"
-        );
+        assert_eq!(std::fs::read_to_string(&list).unwrap(), "3\n5\n8\n13\n21\n");
         assert_eq!(
             fake.count("GET", "/pulls"),
             4,
             "three pages of at most two, then the empty page that ends the list"
         );
         assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
-        assert!(!all.contains(crate::common::fake_github::TOKEN));
+        assert!(!printed(&out).contains(crate::common::fake_github::TOKEN));
 
         // An API that cannot be reached: no list, so no gc (it would delete open PRs' previews).
         let bin = Bin::new();
@@ -831,7 +916,7 @@ mod action {
         );
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot list the open PRs"));
-        assert!(bin.args().is_empty());
+        assert!(!ran(&out), "no list, no gc");
     }
 
     /// `command: check` against the fake API: which open PR a build was for, and what its
@@ -867,7 +952,7 @@ mod action {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(bin.args().is_empty(), "check never runs ephemera");
+            assert!(!ran(&out), "check never runs ephemera");
             std::fs::read_to_string(out_file).unwrap()
         };
         let out = check(&a, "acme/shop", "feature");
@@ -891,54 +976,170 @@ mod action {
         assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     }
 
-    /// `up` giving way (exit 4) is a notice and success when the PR moved on or closed, and
-    /// stays exit 4 when the run's commit is still the PR's head.
+    /// `up` giving way to another run (exit 4), through run.sh with the real binary, on an AKS
+    /// environment whose cluster on the fake ARM carries a newer run's live lease: `up` writes
+    /// nothing to ARM, marks its own GitHub Deployment inactive (not failure), leaves the PR's
+    /// comment to the winner, and tells Slack it was superseded; the step ends green with a
+    /// notice and `superseded=true`, whether the PR's head moved on or not.
     #[test]
-    fn up_giving_way_to_a_newer_commit_or_a_close_is_no_failure() {
-        use crate::common::fake_github::{FakeGitHub, PullRequest};
-        let fake = FakeGitHub::start_in_thread();
+    fn up_giving_way_to_a_newer_run_is_no_failure() {
+        use crate::common::fake_arm::{Config, FakeArm};
+        use crate::common::fake_github::{BOT, FakeGitHub, PullRequest, TOKEN};
+        use crate::common::fake_slack::{FakeSlack, SECRET};
+        use crate::common::lifecycle::{ROLLOUTS_ONLY, aks_env, group_of};
+        use ephemera::engine::lease::{LeaseRecord, Operation};
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let arm = rt.block_on(FakeArm::start(Config::default()));
+        let github = FakeGitHub::start_in_thread();
+        let slack = FakeSlack::start();
         let (old, new) = ("a".repeat(40), "b".repeat(40));
+        // The newer run started a minute after this one will, and holds the lease.
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(1);
+        let newer = LeaseRecord::new(
+            "runner-2-1",
+            Operation::Up,
+            later,
+            std::time::Duration::from_secs(300),
+        );
+        arm.seed_cluster(
+            &group_of("shop", "pr-9"),
+            "pr-9",
+            serde_json::json!({
+                "ephemera-managed-by": "ephemera",
+                "ephemera-pr": "9",
+                "ephemera-lease": newer.to_tag(),
+            }),
+        );
+        let winner = format!("<!-- ephemera:pr-9 -->\nthe preview of {}", &new[..12]);
+        github.add_comment(9, BOT, &winner);
+
+        let bin = Bin::new();
+        let env_file = bin.path().join("pr-aks.yaml");
+        std::fs::write(
+            &env_file,
+            format!(
+                "{}notifications:\n  slack:\n    webhookEnv: SLACK_WEBHOOK_URL\n",
+                aks_env("shop", ROLLOUTS_ONLY, "24h")
+            ),
+        )
+        .unwrap();
+        let manifests = crate::common::testcluster::shared_dir().join("fixtures/manifests");
         let up = |sha: &str| {
-            let bin = Bin::new();
-            bin.script(
-                "ephemera",
-                "#!/bin/sh\necho 'error: held by another run' >&2\nexit 4\n",
+            let outputs = bin.path().join("outputs");
+            let _ = std::fs::remove_file(&outputs);
+            let mut env: Vec<(String, String)> =
+                arm.env().into_iter().filter(|(k, _)| k != "PATH").collect();
+            env.extend(github.env(sha).into_iter().map(|(k, v)| (k.to_string(), v)));
+            env.extend(
+                [
+                    ("INPUT_COMMAND", "up".to_string()),
+                    ("INPUT_ENV", env_file.display().to_string()),
+                    ("INPUT_PR", "9".into()),
+                    (
+                        "INPUT_IMAGE",
+                        format!("ghcr.io/acme/shop/preview:pr-9-{}", &sha[..12]),
+                    ),
+                    ("INPUT_SHA", sha.into()),
+                    ("INPUT_GITHUB", "true".into()),
+                    ("EPHEMERA_MANIFESTS", manifests.display().to_string()),
+                    ("SLACK_WEBHOOK_URL", slack.url.clone()),
+                    ("GITHUB_OUTPUT", outputs.display().to_string()),
+                ]
+                .map(|(k, v)| (k.to_string(), v)),
             );
-            let out_file = bin.path().join("out");
-            let mut env: Vec<(&str, String)> = fake.env(sha);
-            env.extend([
-                ("INPUT_COMMAND", "up".to_string()),
-                ("INPUT_ENV", "e.yaml".into()),
-                ("INPUT_PR", "9".into()),
-                ("INPUT_SHA", sha.into()),
-                ("GITHUB_OUTPUT", out_file.display().to_string()),
-            ]);
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let out = bin.run("run.sh", &env);
-            let printed = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let outputs = std::fs::read_to_string(out_file).unwrap_or_default();
-            (out.status.code(), printed, outputs)
+            let all = printed(&out);
+            for secret in [TOKEN, SECRET, crate::common::fake_arm::CLIENT_SECRET] {
+                assert!(!all.contains(secret), "a secret reached the output:\n{all}");
+            }
+            (out, std::fs::read_to_string(outputs).unwrap_or_default())
         };
-        fake.set_pull(PullRequest::open(9, "f", &new));
-        let (code, printed, outputs) = up(&old);
-        assert_eq!(code, Some(0), "{printed}");
+
+        // The PR moved on to `new`: the run for `old` gives way.
+        github.set_pull(PullRequest::open(9, "feature", &new));
+        let (out, outputs) = up(&old);
+        let all = printed(&out);
+        assert_eq!(out.status.code(), Some(0), "{all}");
+        assert!(ran(&out), "{all}");
         assert!(
-            printed.contains("::notice") && printed.contains("moved on"),
-            "{printed}"
+            all.contains("held by up run runner-2-1"),
+            "up says who holds it: {all}"
+        );
+        assert!(
+            all.contains("::notice title=ephemera::PR #9: superseded, the PR's head moved on from aaaaaaaaaaaa to bbbbbbbbbbbb"),
+            "{all}"
         );
         assert_eq!(outputs, "superseded=true\n");
-        let (code, printed, _) = up(&new);
-        assert_eq!(code, Some(4), "still the head: a real conflict. {printed}");
-        let mut closed = PullRequest::open(9, "f", &new);
-        closed.state = "closed".into();
-        fake.set_pull(closed);
-        let (code, printed, _) = up(&new);
-        assert_eq!(code, Some(0), "{printed}");
-        assert!(printed.contains("the PR is closed"), "{printed}");
+        let deployments = github.deployments();
+        assert_eq!(deployments.len(), 1, "{deployments:?}");
+        assert_eq!(deployments[0].sha, old);
+        let statuses = github.statuses(deployments[0].id);
+        let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+        assert_eq!(states, ["in_progress", "inactive"], "{statuses:?}");
+        let last = statuses.last().unwrap();
+        assert_eq!(last.environment_url, None);
+        let why = last.description.as_deref().unwrap_or_default();
+        assert!(
+            why.starts_with("Gave way: ") && why.contains("runner-2-1"),
+            "{why}"
+        );
+        let comments = github.comments(9);
+        assert_eq!(comments.len(), 1, "{comments:?}");
+        assert_eq!(comments[0].body, winner, "the comment stays the winner's");
+        let sent = slack.messages();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].contains("up of pr-9 gave way") && !sent[0].contains("failed"),
+            "{sent:?}"
+        );
+        assert_eq!(
+            arm.calls("PUT", "/subscriptions/") + arm.calls("PATCH", "/subscriptions/"),
+            0,
+            "an up that gives way writes nothing to ARM"
+        );
+
+        // The same commit, still the head (a second run of it holds the preview): the same.
+        github.set_pull(PullRequest::open(9, "feature", &old));
+        let (out, outputs) = up(&old);
+        let all = printed(&out);
+        assert_eq!(out.status.code(), Some(0), "{all}");
+        assert!(
+            all.contains(
+                "::notice title=ephemera::PR #9: superseded, another run holds its preview"
+            ),
+            "{all}"
+        );
+        assert_eq!(outputs, "superseded=true\n");
+        assert_eq!(
+            github.deployments().len(),
+            1,
+            "the same commit's Deployment"
+        );
+        assert_eq!(
+            github
+                .statuses(github.deployments()[0].id)
+                .last()
+                .map(|s| s.state.as_str()),
+            Some("inactive")
+        );
+        assert_eq!(github.comments(9)[0].body, winner);
+        assert!(github.violations().is_empty(), "{:?}", github.violations());
+
+        // Any other failure of up stays a failure: a file that does not exist.
+        let missing = Bin::new();
+        let out = missing.run(
+            "run.sh",
+            &[
+                ("INPUT_COMMAND", "up"),
+                ("INPUT_ENV", "missing.yaml"),
+                ("INPUT_PR", "9"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", printed(&out));
+        assert!(!printed(&out).contains("superseded"));
     }
 
     /// Every command, with every input set, through run.sh to the real binary: each gets only
@@ -946,9 +1147,6 @@ mod action {
     #[test]
     fn every_command_gets_only_flags_it_accepts() {
         let bin = Bin::new();
-        std::fs::remove_file(bin.path().join("ephemera")).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ephemera"), bin.path().join("ephemera"))
-            .unwrap();
         let open_prs = bin.path().join("open-prs.txt");
         std::fs::write(&open_prs, "1\n").unwrap();
         // A file that does not exist: clap checks the flags first, then the file is refused,
@@ -1002,8 +1200,8 @@ mod action {
         std::fs::create_dir_all(&rel).unwrap();
         std::fs::create_dir_all(&stage).unwrap();
         let exe = stage.join("ephemera");
-        std::fs::write(&exe, "#!/bin/sh\necho 'ephemera 1.2.3 (fake release)'\n").unwrap();
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The binary under test, packaged as release v1.2.3 (its --version says its own).
+        std::fs::copy(env!("CARGO_BIN_EXE_ephemera"), &exe).unwrap();
         let asset = format!("{dir}.tar.gz");
         let ok = Command::new("tar")
             .args(["-czf"])
@@ -1096,6 +1294,11 @@ mod action {
         );
     }
 
+    /// What the binary under test prints for --version, as the installed release does.
+    fn own_version() -> String {
+        format!("ephemera {}", env!("CARGO_PKG_VERSION"))
+    }
+
     /// Asserts the script succeeded (showing its stderr if not); its stdout.
     fn succeeded(out: &Output) -> String {
         assert!(
@@ -1143,7 +1346,7 @@ mod action {
         );
         let stdout = succeeded(&out);
         assert!(stdout.contains("installing release v1.2.3"), "{stdout}");
-        assert!(stdout.contains("ephemera 1.2.3 (fake release)"), "{stdout}");
+        assert!(stdout.contains(&own_version()), "{stdout}");
 
         // A commit no release tag names, and a branch: clear errors, nothing installed.
         for (ref_, says) in [
@@ -1172,7 +1375,7 @@ mod action {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("ephemera 1.2.3 (fake release)"));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&own_version()));
         let added = std::fs::read_to_string(bin.path().join("github-path")).unwrap();
         assert_eq!(
             added.trim(),

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::common::fake_arm::{self, Config, FakeArm};
 use crate::common::lifecycle::{
-    Followed, ROLLOUTS_ONLY, Sandbox, aks_env, describe, group_of, local_env, manifests,
-    processes_naming, rollouts_kubeconfig, with_app,
+    Followed, ROLLOUTS_ONLY, Sandbox, aks_env, describe, group_of, kube_lease, kubectl, local_env,
+    manifests, processes_naming, rollouts_kubeconfig, with_app,
 };
 
 const IMAGE: &str = "ghcr.io/acme/cats:v1";
@@ -277,60 +277,13 @@ fn two_ups_of_one_pr_on_local_make_one_environment_and_a_live_lease_wins() {
     assert_eq!(status["rollout"]["phase"], "Healthy", "{status:#}");
 
     // A live down's Lease in the cluster: up gives way before touching anything (exit 4).
-    let kubectl = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut c = std::process::Command::new(crate::common::testcluster::binary("KUBECTL"))
-            .arg(format!(
-                "--kubeconfig={}",
-                sb.state().join("local/pr-21/kubeconfig").display()
-            ))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin");
-        let o = c.wait_with_output().expect("kubectl ends");
-        assert!(o.status.success(), "kubectl {args:?}: {}", stderr(&o));
-    };
+    let kubeconfig = sb.state().join("local/pr-21/kubeconfig");
     let now = Timestamp::now();
-    let micros = |t: Timestamp| {
-        format!(
-            "{}.{:06}Z",
-            t.strftime("%Y-%m-%dT%H:%M:%S"),
-            t.subsec_microsecond()
-        )
+    let held_by = |op: Operation, holder: &str| {
+        let lease = LeaseRecord::new(holder, op, now, Duration::from_secs(300));
+        kubectl(&kubeconfig, &["apply", "-f", "-"], &kube_lease(&lease));
     };
-    let lease_object = |op: &str, holder: &str| {
-        json!({
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": "ephemera",
-                "namespace": "kube-system",
-                "annotations": {
-                    "ephemera.dev/operation": op,
-                    "ephemera.dev/started-at": now.to_string(),
-                },
-            },
-            "spec": {
-                "holderIdentity": holder,
-                "leaseDurationSeconds": 300,
-                "acquireTime": micros(now),
-                "renewTime": micros(now),
-            },
-        })
-        .to_string()
-    };
-    kubectl(
-        &["apply", "-f", "-"],
-        &lease_object("down", "ci-runner-7-1"),
-    );
+    held_by(Operation::Down, "ci-runner-7-1");
     let o = sb.run(&args);
     assert_eq!(code(&o), 4, "{}", describe(&args, &o));
     let e = stderr(&o);
@@ -341,7 +294,7 @@ fn two_ups_of_one_pr_on_local_make_one_environment_and_a_live_lease_wins() {
     assert!(!e.contains("step cluster"), "nothing was touched: {e}");
 
     // down always wins: it takes the lease from a live up and deletes.
-    kubectl(&["apply", "-f", "-"], &lease_object("up", "ci-runner-8-2"));
+    held_by(Operation::Up, "ci-runner-8-2");
     let gone = sb.json(&["down", "--env", env, "--pr", "21"]);
     assert_eq!(gone["outcome"], "deleted", "{gone:#}");
     assert_eq!(gone["superseded"], "ci-runner-8-2", "{gone:#}");

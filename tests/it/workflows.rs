@@ -2,13 +2,18 @@
 //! composite action (`action.yml`), as they are in the repository, run by the test runner in
 //! `common/actions_runner.rs` with the **real** binary: installed by the action's install.sh
 //! from a release scripts/release made, against the fake GitHub API, a fake Slack webhook and
-//! the local provider.
+//! either the local provider or, with the shipped `pr-aks.yaml` shape, the AKS provider against
+//! the fake ARM (whose clusters' kubeconfig is a control plane of the test's own).
 //!
-//! open → push → a failed build → a push while the previous preview run is in flight → close
+//! open → push → a push while a newer run holds the preview (`up` gives way, which is no
+//! failure) → a failed build → a push while the previous preview run is in flight → close
 //! while a run is in flight → a late build → scheduled gc; a fork PR without then with the label,
 //! and its removal; a draft, then ready for review. After each step: at most one environment per
 //! PR, running the newest pushed image, the Deployment statuses and the single comment, one
-//! Slack message per preview/closed/gc run, and no token or webhook URL in any output.
+//! Slack message per preview/closed/gc run, and no token or webhook URL in any output. The
+//! other commands (`deploy`, `promote`, `abort`, `extend`, `list`, `status`) run through the
+//! action with its default inputs from a team's own manual workflow; `down` and `gc` run from
+//! the shipped ones.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,10 +21,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::actions_runner::{Event, Run, Runner, docker_stand_in, gh_stand_in};
+use crate::common::fake_arm::{Config, FakeArm};
 use crate::common::fake_github::{FakeGitHub, OWNER, PullRequest, REPO, TOKEN};
 use crate::common::fake_slack::{FakeSlack, SECRET};
-use crate::common::lifecycle::{Sandbox, local_bin_dirs, local_env, manifests};
-use crate::common::testcluster::repo_root;
+use crate::common::lifecycle::{
+    ROLLOUTS_ONLY, Sandbox, aks_env, group_of, kube_lease, kubectl, local_bin_dirs, local_env,
+    manifests,
+};
+use crate::common::testcluster::{TestCluster, repo_root};
 
 const OPEN: &str = "scripts/github/pr-open.yml";
 const PREVIEW: &str = "scripts/github/pr-preview.yml";
@@ -30,6 +39,23 @@ const GC: &str = "scripts/github/gc.yml";
 /// test's GitHub, the release tag of this version names it.
 const PINNED: &str = "0000000000000000000000000000000000000000";
 
+/// The profile (`metadata.name`) of the environment file the workflows use.
+const PROFILE: &str = "previews";
+
+/// Where the previews go: the local provider, or AKS on the fake ARM.
+enum Cloud {
+    Local,
+    Aks(Box<Aks>),
+}
+
+struct Aks {
+    arm: FakeArm,
+    /// The control plane every cluster's kubeconfig points at.
+    _plane: TestCluster,
+    /// Serves the fake ARM; dropped after it.
+    rt: tokio::runtime::Runtime,
+}
+
 struct World {
     sb: Sandbox,
     fake: FakeGitHub,
@@ -38,12 +64,49 @@ struct World {
     /// The default branch's tree: what the privileged workflows check out.
     main: PathBuf,
     dir: PathBuf,
+    cloud: Cloud,
 }
 
 impl World {
-    fn new() -> Option<World> {
+    /// With the local provider; `None` (skipped, loudly) without the control-plane binaries.
+    fn local() -> Option<World> {
         let bins = local_bin_dirs()?;
         let sb = Sandbox::local()?;
+        let machine = vec![("EPHEMERA_LOCAL_BIN".to_string(), bins)];
+        Some(World::new(sb, local_env(PROFILE), machine, Cloud::Local))
+    }
+
+    /// With the AKS provider on a fake ARM (client-secret credential from the machine, as
+    /// azure/login would leave one) whose every cluster is a control plane of this test's own
+    /// with Argo Rollouts; `None` (skipped, loudly) without the control plane.
+    fn aks() -> Option<World> {
+        let plane = TestCluster::start_with_rollouts("workflows-aks")?;
+        let kubeconfig =
+            std::fs::read_to_string(plane.kubeconfig()).expect("the plane's kubeconfig");
+        let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        let arm = rt.block_on(FakeArm::start(Config {
+            polls: 1,
+            kubeconfig: Some(kubeconfig),
+            ..Config::default()
+        }));
+        let sb = Sandbox::aks(&arm);
+        let machine = arm.env().into_iter().filter(|(k, _)| k != "PATH").collect();
+        let cloud = Cloud::Aks(Box::new(Aks {
+            arm,
+            _plane: plane,
+            rt,
+        }));
+        Some(World::new(
+            sb,
+            aks_env(PROFILE, ROLLOUTS_ONLY, "24h"),
+            machine,
+            cloud,
+        ))
+    }
+
+    /// The rest of the world for environment file `env_file` (without notifications) and the
+    /// provider's `vars` on the runner's machine.
+    fn new(sb: Sandbox, env_file: String, vars: Vec<(String, String)>, cloud: Cloud) -> World {
         let fake = FakeGitHub::start_in_thread();
         let slack = FakeSlack::start();
         let dir = sb.path().join("actions");
@@ -77,13 +140,11 @@ impl World {
 
         let main = dir.join("main");
         std::fs::create_dir_all(main.join("environments")).expect("tree");
-        let env_file = format!(
-            "{}notifications:\n  slack:\n    webhookEnv: SLACK_WEBHOOK_URL\n",
-            local_env("previews")
-        );
+        let env_file =
+            format!("{env_file}notifications:\n  slack:\n    webhookEnv: SLACK_WEBHOOK_URL\n");
         std::fs::write(main.join("environments/pr-aks.yaml"), env_file).expect("env file");
 
-        let machine: Vec<(String, String)> = [
+        let mut machine: Vec<(String, String)> = [
             ("HOME", sb.path().join("home").display().to_string()),
             (
                 "XDG_STATE_HOME",
@@ -93,7 +154,6 @@ impl World {
                 "XDG_CACHE_HOME",
                 sb.path().join("cache").display().to_string(),
             ),
-            ("EPHEMERA_LOCAL_BIN", bins),
             ("EPHEMERA_MANIFESTS", manifests()),
             ("EPHEMERA_GITHUB_RETRY_BUDGET", "3s".into()),
             ("DOCKER_LOG", dir.join("docker.log").display().to_string()),
@@ -102,6 +162,7 @@ impl World {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        machine.extend(vars);
         let runner = Runner::new(
             &repo_root(),
             &dir,
@@ -112,14 +173,23 @@ impl World {
             TOKEN,
             json!({"SLACK_WEBHOOK_URL": slack.url}),
         );
-        Some(World {
+        World {
             sb,
             fake,
             slack,
             runner,
             main,
             dir,
-        })
+            cloud,
+        }
+    }
+
+    /// The provider's name, as `list` prints it.
+    fn provider(&self) -> &'static str {
+        match self.cloud {
+            Cloud::Local => "local",
+            Cloud::Aks(_) => "aks",
+        }
     }
 
     /// The PR's tree at `sha`: the default branch plus the project's Makefile, whose `test`
@@ -239,8 +309,92 @@ impl World {
         )
     }
 
+    /// The environments that exist, by name: the local provider's state dirs, or the fake
+    /// ARM's clusters (each in its own resource group, which must exist exactly as long).
     fn envs(&self) -> Vec<String> {
-        self.sb.local_envs()
+        match &self.cloud {
+            Cloud::Local => self.sb.local_envs(),
+            Cloud::Aks(aks) => {
+                let arm = &aks.arm;
+                let clusters = arm.clusters();
+                let mut groups: Vec<String> =
+                    clusters.iter().map(|(g, _)| g.to_lowercase()).collect();
+                groups.sort();
+                let mut all: Vec<String> = arm.groups().iter().map(|g| g.to_lowercase()).collect();
+                all.sort();
+                assert_eq!(
+                    all, groups,
+                    "every resource group holds its environment's cluster"
+                );
+                for (g, n) in &clusters {
+                    assert_eq!(*g, group_of(PROFILE, n), "{n} is in its own group");
+                }
+                clusters.into_iter().map(|(_, n)| n).collect()
+            }
+        }
+    }
+
+    /// Makes a newer `up` run, `holder`, hold PR `n`'s environment as that run would: its lease,
+    /// live for five minutes, on the environment's own resource (the cluster's ARM tag on AKS,
+    /// the Lease in `kube-system` on local); `None` takes it away again.
+    fn newer_run_holds(&self, n: u64, holder: Option<&str>) {
+        let name = format!("pr-{n}");
+        let now = jiff::Timestamp::now();
+        let lease = holder.map(|h| {
+            ephemera::engine::lease::LeaseRecord::new(
+                h,
+                ephemera::engine::lease::Operation::Up,
+                now + jiff::SignedDuration::from_mins(1),
+                Duration::from_secs(300),
+            )
+        });
+        match &self.cloud {
+            Cloud::Aks(aks) => {
+                let group = group_of(PROFILE, &name);
+                let mut tags = aks.arm.cluster_tags(&group, &name).expect("the cluster");
+                let tags_obj = tags.as_object_mut().expect("tags");
+                match &lease {
+                    Some(l) => tags_obj.insert("ephemera-lease".into(), json!(l.to_tag())),
+                    None => tags_obj.remove("ephemera-lease"),
+                };
+                let url = format!(
+                    "{}/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}?api-version=2026-08-01",
+                    aks.arm.url,
+                    crate::common::fake_arm::SUBSCRIPTION
+                );
+                let token = aks.arm.issue_token();
+                let status = aks.rt.block_on(async {
+                    reqwest::Client::new()
+                        .patch(url)
+                        .bearer_auth(token)
+                        .header("x-ms-client-request-id", "workflows-test")
+                        .json(&json!({ "tags": tags }))
+                        .send()
+                        .await
+                        .expect("PATCH reaches the fake ARM")
+                        .status()
+                });
+                assert_eq!(status, 200, "setting the lease tag");
+            }
+            Cloud::Local => {
+                let kubeconfig = self.sb.state().join(format!("kubeconfig/{name}.yaml"));
+                match &lease {
+                    Some(l) => kubectl(&kubeconfig, &["apply", "-f", "-"], &kube_lease(l)),
+                    None => kubectl(
+                        &kubeconfig,
+                        &[
+                            "delete",
+                            "lease",
+                            "ephemera",
+                            "-n",
+                            "kube-system",
+                            "--ignore-not-found",
+                        ],
+                        "",
+                    ),
+                }
+            }
+        }
     }
 
     /// `ephemera status` of PR `n`'s environment, as JSON.
@@ -337,9 +491,20 @@ fn pr_event(name: &str, action: &str, pr: &PullRequest, label: Option<&str>) -> 
 
 #[test]
 fn a_pull_requests_whole_life_through_the_shipped_workflows() {
-    let Some(w) = World::new() else {
-        return;
-    };
+    if let Some(w) = World::local() {
+        whole_life(&w);
+    }
+}
+
+#[test]
+fn a_pull_requests_whole_life_on_aks_through_the_shipped_workflows() {
+    if let Some(w) = World::aks() {
+        whole_life(&w);
+    }
+}
+
+/// The life of PRs 1 to 4 in `w`; see the module comment.
+fn whole_life(w: &World) {
     // Whatever fails below, no preview outlives the test.
     struct Cleanup<'a>(&'a World);
     impl Drop for Cleanup<'_> {
@@ -353,7 +518,7 @@ fn a_pull_requests_whole_life_through_the_shipped_workflows() {
             }
         }
     }
-    let _cleanup = Cleanup(&w);
+    let _cleanup = Cleanup(w);
 
     // Open PR 1 from a branch of the repository: a preview of its head.
     let mut pr = PullRequest::open(1, "feature/cats", &sha('1'));
@@ -381,8 +546,40 @@ fn a_pull_requests_whole_life_through_the_shipped_workflows() {
     w.assert_runs(1, &sha('2'));
     assert_eq!(w.slack_since(n).len(), 1);
 
+    // A push while a newer run (say, one started by hand) holds the preview: `up` gives way
+    // (exit 4). That is no failure: the step is green with a notice, the commit's Deployment is
+    // inactive, the comment still shows the preview that runs, and Slack hears it once.
+    w.newer_run_holds(1, Some("runner-by-hand-1"));
+    pr.head_sha = sha('7');
+    w.fake.set_pull(pr.clone());
+    let b = w.build(&pr, "synchronize", false);
+    let n = w.slack.messages().len();
+    let p = w.preview(&b, &pr);
+    assert_eq!(p.conclusion(), "success", "{p:?}");
+    assert_eq!(p.step("preview", "ephemera up"), Some("success"));
+    assert_eq!(p.step("preview", "Summary"), Some("skipped"), "{p:?}");
+    assert_eq!(w.deployment_states(&sha('7')), ["in_progress", "inactive"]);
+    let sent = w.slack_since(n);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("up of pr-1 gave way"), "{sent:?}");
+    assert!(
+        w.runner
+            .log()
+            .contains("::notice title=ephemera::PR #1: superseded, another run holds its preview"),
+        "the run says why it stopped"
+    );
+    w.newer_run_holds(1, None);
+    w.assert_runs(1, &sha('2'));
+
     // The other commands, through the action with its default inputs, from a team's own
     // manual workflow.
+    let expires = |status: &Value| -> jiff::Timestamp {
+        status["record"]["expiresAt"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no expiry in {status}"))
+    };
+    let before = expires(&w.status(1));
     let ops = w.runner.run(
         w.ops_workflow().to_str().expect("utf-8"),
         &Event {
@@ -401,9 +598,29 @@ fn a_pull_requests_whole_life_through_the_shipped_workflows() {
         "deploy rolled the image out: {status}"
     );
     assert!(
-        w.runner.log().contains("pr-1\tlocal\t1\t"),
+        w.runner
+            .log()
+            .contains(&format!("pr-1\t{}\t1\t", w.provider())),
         "list printed the environment"
     );
+    let moved = expires(&status).duration_since(before);
+    assert!(
+        moved >= jiff::SignedDuration::from_hours(4) && moved < jiff::SignedDuration::from_hours(5),
+        "extend --by 4h moved the expiry by {moved:?}"
+    );
+    // Each ran as the action builds it from the inputs given, and nothing else.
+    let log = w.runner.log();
+    for (command, extra) in [
+        ("deploy", " --image ghcr.io/acme/shop/preview:manual"),
+        ("promote", ""),
+        ("abort", ""),
+        ("extend", " --by 4h"),
+        ("status", ""),
+    ] {
+        let line = format!("ephemera {command} --env environments/pr-aks.yaml --pr 1{extra}\n");
+        assert!(log.contains(&line), "{line:?} not in the log");
+    }
+    assert!(log.contains("ephemera list --env environments/pr-aks.yaml\n"));
 
     // A push whose build fails: the PR's Deployment of that commit fails, the comment and
     // Slack say so, and the preview keeps the last good image.
@@ -480,6 +697,12 @@ fn a_pull_requests_whole_life_through_the_shipped_workflows() {
     assert_eq!(c.conclusion(), "success", "{c:?}");
     assert!(w.envs().is_empty(), "closed: {:?}", w.envs());
     assert!(
+        w.runner
+            .log()
+            .contains("ephemera down --env environments/pr-aks.yaml --pr 1 --github\n"),
+        "down ran through the action"
+    );
+    assert!(
         w.fake.comments(1)[0].body.contains("gone")
             || w.fake.comments(1)[0].body.contains("deleted"),
         "{}",
@@ -525,6 +748,12 @@ fn a_pull_requests_whole_life_through_the_shipped_workflows() {
     );
     assert_eq!(g.conclusion(), "success", "{g:?}");
     assert!(w.envs().is_empty(), "after close and gc: {:?}", w.envs());
+    assert!(
+        w.runner
+            .log()
+            .contains("ephemera gc --env environments/pr-aks.yaml --open-prs "),
+        "gc ran through the action with the open PRs"
+    );
     assert_eq!(w.slack_since(n).len(), 1);
 
     // A fork PR: no preview until a maintainer adds the label; removing it takes it down.

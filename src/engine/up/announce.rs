@@ -76,8 +76,35 @@ impl Announcer {
         report
     }
 
+    /// Reports an `up` that ended with `e`: a failure, or (exit 4) a run that gave way to a newer
+    /// run or a teardown, which is no failure.
+    pub(crate) async fn ended(self, ctx: &Context<'_>, e: &crate::Error) {
+        if e.exit_status() == crate::ExitStatus::LeaseHeld {
+            self.superseded(ctx, e).await;
+        } else {
+            self.failed(ctx, e).await;
+        }
+    }
+
+    /// Reports an `up` that gave way: its GitHub Deployment becomes `inactive` (the comment
+    /// stays the winner's) and Slack hears it as superseded; their warnings are logged.
+    async fn superseded(mut self, ctx: &Context<'_>, e: &crate::Error) {
+        let message = chain(e);
+        if let Some((r, _)) = self.github.as_mut() {
+            for w in r.superseded(&message).await {
+                tracing::warn!("{w}");
+            }
+        }
+        if let Some(slack) = &ctx.env.notifications.slack {
+            let text = format!("ephemera: up of {} gave way: {message}", ctx.name);
+            if let Some(w) = notify::slack(slack, notify::Outcome::Superseded, &text).await {
+                tracing::warn!("{w}");
+            }
+        }
+    }
+
     /// Reports a failed `up` to GitHub and Slack; their warnings are logged.
-    pub(crate) async fn failed(mut self, ctx: &Context<'_>, e: &crate::Error) {
+    async fn failed(mut self, ctx: &Context<'_>, e: &crate::Error) {
         let message = chain(e);
         if let Some((r, _)) = self.github.as_mut() {
             let mut data = comment(ctx, &self.env_name, CommentState::Failed, None);

@@ -141,7 +141,7 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
     match create_or_converge(&ctx).await {
         Ok(report) => Ok(announcer.succeeded(&ctx, report).await),
         Err(e) => {
-            announcer.failed(&ctx, &e).await;
+            announcer.ended(&ctx, &e).await;
             Err(e)
         }
     }

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use ephemera::engine::lease::LeaseRecord;
+
 use super::fake_arm::FakeArm;
 use super::testcluster::{TestCluster, binary, cluster_required, shared_dir};
 
@@ -276,6 +278,61 @@ tls:
 ttl: 2h
 "
     )
+}
+
+/// Runs the test plane's kubectl with `kubeconfig`, `args` and `stdin`; panics when it fails.
+pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut c = Command::new(binary("KUBECTL"))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    let o = c.wait_with_output().expect("kubectl ends");
+    assert!(
+        o.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The `kube-system` Lease of a kind or local environment holding `lease`, as JSON for
+/// `kubectl apply`: what another run holding the environment would have written.
+pub fn kube_lease(lease: &LeaseRecord) -> String {
+    let micros = |t: jiff::Timestamp| {
+        format!(
+            "{}.{:06}Z",
+            t.strftime("%Y-%m-%dT%H:%M:%S"),
+            t.subsec_microsecond()
+        )
+    };
+    serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": "ephemera",
+            "namespace": "kube-system",
+            "annotations": {
+                "ephemera.dev/operation": lease.operation.to_string(),
+                "ephemera.dev/started-at": lease.started_at.to_string(),
+            },
+        },
+        "spec": {
+            "holderIdentity": lease.holder,
+            "leaseDurationSeconds": lease.duration_seconds,
+            "acquireTime": micros(lease.started_at),
+            "renewTime": micros(lease.renewed_at),
+        },
+    })
+    .to_string()
 }
 
 /// The resource group of AKS environment `env` made from an [`aks_env`] file named `profile`.

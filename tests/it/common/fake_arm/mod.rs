@@ -467,6 +467,21 @@ impl FakeArm {
         })
     }
 
+    /// Every managed cluster that exists, as `(resource group, name)`.
+    pub fn clusters(&self) -> Vec<(String, String)> {
+        self.with_state(|s| {
+            s.clusters
+                .values()
+                .map(|c| (c.group.clone(), c.name.clone()))
+                .collect()
+        })
+    }
+
+    /// Every resource group that exists, by name.
+    pub fn groups(&self) -> Vec<String> {
+        self.with_state(|s| s.groups.values().map(|g| g.name.clone()).collect())
+    }
+
     /// Whether a resource group exists.
     pub fn group_exists(&self, name: &str) -> bool {
         self.with_state(|s| s.groups.contains_key(&name.to_lowercase()))
