@@ -513,3 +513,67 @@ async fn gc_of_an_open_prs_expired_preview_marks_it_inactive_and_says_how_to_bri
         "a gc with nothing to do stays quiet"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_up_that_gives_way_is_a_neutral_message_not_a_failure() {
+    use ephemera::engine::lease::{LeaseRecord, Operation};
+    let fake = FakeArm::start(Config {
+        polls: 1,
+        ..Config::default()
+    })
+    .await;
+    let slack = FakeSlack::start();
+    // pr-5 exists, and a live `down` holds its lease: `up` gives way (exit 4).
+    let mut t = tags("pr-5", 5, Timestamp::now() + SignedDuration::from_hours(5));
+    let lease = LeaseRecord::new(
+        "runner-9-100",
+        Operation::Down,
+        Timestamp::now(),
+        std::time::Duration::from_secs(300),
+    );
+    t["ephemera-lease"] = Value::String(lease.to_tag());
+    let group = group_of("sup", "pr-5");
+    fake.seed_group(&group, t.clone());
+    fake.seed_cluster(&group, "pr-5", t);
+    let mut sb = Sandbox::aks(&fake);
+    sb.add_vars(vec![("SLACK_WEBHOOK_URL".into(), slack.url.clone())]);
+    let env = sb.write(
+        "sup.yaml",
+        &format!("{}{SLACK}", aks_env("sup", "  argoRollouts: {}", "24h")),
+    );
+    let args = [
+        "up",
+        "--env",
+        env.to_str().expect("utf-8"),
+        "--pr",
+        "5",
+        "--image",
+        "ghcr.io/acme/cats:v9",
+        "--manifests",
+        &manifests(),
+    ];
+    let o = tokio::task::block_in_place(|| sb.run(&args));
+    assert_eq!(o.status.code(), Some(4), "{}", describe(&args, &o));
+    let sent = slack.payloads();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(headline(&sent[0]), ":fast_forward: *up of pr-5 gave way*");
+    assert!(
+        error_block(&sent[0]).is_none(),
+        "no error section: {sent:#?}"
+    );
+    let result = &fields(&sent[0])["Result"];
+    assert!(result.contains("held by down run runner-9-100"), "{result}");
+    // Filtered as `superseded`, not as a failure.
+    let failures = sb.write(
+        "sup-failures.yaml",
+        &format!(
+            "{}{SLACK}    on: [failure]\n",
+            aks_env("sup", "  argoRollouts: {}", "24h")
+        ),
+    );
+    let mut args = args;
+    args[2] = failures.to_str().expect("utf-8");
+    let o = tokio::task::block_in_place(|| sb.run(&args));
+    assert_eq!(o.status.code(), Some(4), "{}", describe(&args, &o));
+    assert_eq!(slack.payloads().len(), 1, "{:#?}", slack.payloads());
+}
