@@ -177,6 +177,12 @@ fn every_command_posts_one_message_with_blocks_and_a_fallback() {
             h.starts_with(&format!(":white_check_mark: *{title}")),
             "{args:?}: {h}"
         );
+        let text = sent[0]["text"].as_str().expect("fallback text");
+        assert!(
+            text.starts_with(&format!("ephemera: {title}"))
+                && text.contains("\nEnvironment: pr-7\n"),
+            "{args:?}: {text}"
+        );
         let f = fields(&sent[0]);
         assert_eq!(f["Environment"], "`pr-7`", "{args:?}");
         assert!(f.contains_key("Duration"), "{args:?}");
