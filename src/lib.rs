@@ -17,6 +17,7 @@ pub mod plan;
 pub mod progress;
 pub mod providers;
 pub mod record;
+pub mod slack;
 pub mod templates;
 
 pub use error::{Error, ExitStatus};

@@ -94,6 +94,7 @@ case "$cmd" in
         ;;
       *) args+=(--open-prs "$INPUT_OPEN_PRS") ;;
     esac
+    [[ "$github" != true ]] || args+=(--github)
     ;;
 esac
 

@@ -3,7 +3,9 @@
 use clap::Args;
 use ephemera::ExitStatus;
 
+use super::announce::{Announce, rollout_result};
 use super::{Settings, TargetArgs};
+use ephemera::slack::Event;
 
 #[derive(Debug, Args)]
 #[command(about = "Abort a canary: traffic back to the stable version")]
@@ -16,10 +18,16 @@ pub struct AbortArgs {
 pub fn run(args: AbortArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
-    let status = super::block_on(async {
+    let announce = Announce::start(&env, &name, &args.target, Event::Abort);
+    let result = super::block_on(async {
         let client = super::client(&provider, &name).await?;
         anyhow::Ok(ephemera::app::abort(&client, &app, &app).await?)
-    })?;
+    });
+    let status = announce.finish(
+        result,
+        |_| format!("{name}: canary aborted"),
+        |status, m| m.result = Some(rollout_result(status)),
+    )?;
     super::emit(settings, &status, || status.to_string())?;
     Ok(ExitStatus::Ok)
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use clap::Args;
 use ephemera::ExitStatus;
 
+use super::announce::{Announce, rollout_result};
 use super::{Settings, TargetArgs};
+use ephemera::slack::Event;
 
 #[derive(Debug, Args)]
 #[command(about = "Roll a new image out to an environment (to 100%, or to the first canary pause)")]
@@ -52,7 +54,8 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         None => None,
     };
     let deadline = Instant::now() + timeout;
-    let status = super::block_on(async {
+    let announce = Announce::start(&env, &name, &args.target, Event::Deploy);
+    let result = super::block_on(async {
         let client = super::client(&provider, &name).await?;
         if let Some(secret) = &registry_secret {
             ephemera::app::registry::refresh(&client, name.as_str(), secret).await?;
@@ -64,8 +67,22 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
         // Activity keeps the preview alive: its expiry moves to at least now + ttl.
         let record = ephemera::engine::renew(&env, &provider, name.as_str()).await?;
         tracing::info!("{} expires at {}", record.name, record.expires_at);
-        anyhow::Ok(status)
-    })?;
+        anyhow::Ok((status, record))
+    });
+    let (status, _) = announce.finish(
+        result,
+        |_| format!("{name}: new image rolled out"),
+        |(status, record), m| {
+            m.image = Some(image.reference.clone());
+            m.repository.clone_from(&record.repository);
+            m.url.clone_from(&record.url);
+            m.result = Some(rollout_result(status));
+            m.fields.push((
+                "Expires".into(),
+                record.expires_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            ));
+        },
+    )?;
     super::emit(settings, &status, || status.to_string())?;
     Ok(ExitStatus::Ok)
 }

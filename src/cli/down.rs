@@ -2,6 +2,7 @@
 
 use clap::Args;
 use ephemera::ExitStatus;
+use ephemera::engine::ci::PrEnd;
 
 use super::{Settings, TargetArgs};
 
@@ -14,6 +15,15 @@ pub struct DownArgs {
     /// Mark the PR's GitHub Deployments inactive and say so in the PR comment (needs GITHUB_TOKEN).
     #[arg(long)]
     pub github: bool,
+    /// How the PR ended, for the Slack message (default: from the GitHub Actions event).
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub pr_state: Option<PrState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrState {
+    Merged,
+    Closed,
 }
 
 pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
@@ -24,6 +34,11 @@ pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         templates: settings.templates.clone(),
         kubeconfig: settings.kubeconfig.clone(),
         github: args.github,
+        pr_end: match args.pr_state {
+            Some(PrState::Merged) => Some(PrEnd::Merged),
+            Some(PrState::Closed) => Some(PrEnd::Closed),
+            None => ephemera::engine::ci::closed_pr_from_event(),
+        },
     };
     let progress = ephemera::progress::for_terminal(settings.quiet);
     let report = super::block_on(ephemera::engine::down::down(&opts, progress))?;

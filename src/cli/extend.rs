@@ -3,7 +3,9 @@
 use clap::Args;
 use ephemera::ExitStatus;
 
+use super::announce::Announce;
 use super::{Settings, TargetArgs};
+use ephemera::slack::Event;
 
 #[derive(Debug, Args)]
 #[command(about = "Push an environment's expiry later")]
@@ -27,11 +29,31 @@ pub fn run(args: ExtendArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     })?;
     let opts = ephemera::engine::inventory::ExtendOptions {
         list: super::list_options(&args.target.env, settings),
-        pr: args.target.pr,
-        name: args.target.name,
+        pr: args.target.pr.clone(),
+        name: args.target.name.clone(),
         by,
     };
-    let record = super::block_on(ephemera::engine::inventory::extend(&opts))?;
+    let env = ephemera::config::load(&args.target.env)?;
+    let (name, _) = ephemera::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())
+        .map_err(ephemera::Error::from)?;
+    let announce = Announce::start(&env, &name, &args.target, Event::Extend);
+    let result = super::block_on(ephemera::engine::inventory::extend(&opts));
+    let by = args.by.clone();
+    let record = announce.finish(
+        result,
+        |r| {
+            format!(
+                "{} now expires at {}",
+                r.name,
+                r.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+            )
+        },
+        |r, m| {
+            m.repository.clone_from(&r.repository);
+            m.url.clone_from(&r.url);
+            m.result = Some(format!("extended by {by}"));
+        },
+    )?;
     super::emit(settings, &record, || {
         format!("{} expires at {}", record.name, record.expires_at)
     })?;

@@ -29,6 +29,10 @@ pub struct GcArgs {
     /// Say what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Mark the deployments of deleted PR environments inactive and edit their PR comments: an
+    /// open PR's expired preview says how to bring it back (needs GITHUB_TOKEN).
+    #[arg(long)]
+    pub github: bool,
 }
 
 pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
@@ -61,6 +65,7 @@ pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         list: super::list_options(&args.env, settings),
         open_prs,
         dry_run: args.dry_run,
+        github: args.github,
     };
     let progress = ephemera::progress::for_terminal(settings.quiet);
     let report = super::block_on(ephemera::engine::inventory::gc(&opts, progress))?;

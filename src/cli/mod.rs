@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ephemera::ExitStatus;
 
 pub mod abort;
+mod announce;
 pub mod deploy;
 pub mod doctor;
 pub mod down;

@@ -3,7 +3,7 @@
 
 use clap::{Args, ValueEnum};
 use ephemera::ExitStatus;
-use ephemera::engine::notify::Outcome;
+use ephemera::slack::{Delivery, Event, Message, Outcome};
 
 use super::Settings;
 
@@ -82,15 +82,20 @@ pub fn run(args: NotifyArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     } else {
         None
     };
-    let text = slack_text(&args.message, run_url().as_deref());
     let pr = args.pr.as_deref().and_then(|p| p.parse::<u64>().ok());
+    let mut msg = Message::new(Event::Notify, outcome, args.message.clone());
+    msg.environment = name.as_ref().map(|n| n.as_str().to_string());
+    msg.pr = pr;
+    msg.commit.clone_from(&args.sha);
+    let msg = msg.with_ci();
     let report = super::block_on(async {
         let mut warnings = Vec::new();
         let slack = match &env.notifications.slack {
             None => "not configured",
-            Some(cfg) => match ephemera::engine::notify::slack(cfg, outcome, &text).await {
-                None => "sent",
-                Some(w) => {
+            Some(cfg) => match ephemera::slack::send(cfg, &msg).await {
+                Delivery::Sent => "sent",
+                Delivery::NotWanted => "not wanted (notifications.slack.on)",
+                Delivery::Failed(w) => {
                     warnings.push(w);
                     "not sent"
                 }
@@ -129,46 +134,6 @@ pub fn run(args: NotifyArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     Ok(ExitStatus::Ok)
 }
 
-/// The run's page, when running in GitHub Actions.
-fn run_url() -> Option<String> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    Some(format!(
-        "{}/{}/actions/runs/{}",
-        var("GITHUB_SERVER_URL")?,
-        var("GITHUB_REPOSITORY")?,
-        var("GITHUB_RUN_ID")?
-    ))
-}
-
-/// `message`, with Slack's control characters escaped, and the run's link.
-fn slack_text(message: &str, run_url: Option<&str>) -> String {
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    match run_url {
-        Some(u) => format!("ephemera: {escaped} (<{u}|run>)"),
-        None => format!("ephemera: {escaped}"),
-    }
-}
-
 fn invalid(message: &str) -> anyhow::Error {
     ephemera::Error::from(ephemera::engine::EngineError::Invalid(message.to_string())).into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slack_text;
-
-    #[test]
-    fn slack_markup_in_the_message_is_escaped_and_the_run_is_linked() {
-        assert_eq!(
-            slack_text(
-                "PR #3: <!channel> & co",
-                Some("https://github.com/a/b/actions/runs/9")
-            ),
-            "ephemera: PR #3: &lt;!channel&gt; &amp; co (<https://github.com/a/b/actions/runs/9|run>)"
-        );
-        assert_eq!(slack_text("gc done", None), "ephemera: gc done");
-    }
 }

@@ -3,7 +3,9 @@
 use clap::Args;
 use ephemera::ExitStatus;
 
+use super::announce::{Announce, rollout_result};
 use super::{Settings, TargetArgs};
+use ephemera::slack::Event;
 
 #[derive(Debug, Args)]
 #[command(about = "Promote a canary one step, or fully")]
@@ -24,10 +26,17 @@ pub struct PromoteArgs {
 pub fn run(args: PromoteArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
-    let status = super::block_on(async {
+    let announce = Announce::start(&env, &name, &args.target, Event::Promote);
+    let result = super::block_on(async {
         let client = super::client(&provider, &name).await?;
         anyhow::Ok(ephemera::app::promote(&client, &app, &app, args.full).await?)
-    })?;
+    });
+    let how = if args.full { "fully" } else { "one step" };
+    let status = announce.finish(
+        result,
+        |_| format!("{name}: canary promoted {how}"),
+        |status, m| m.result = Some(rollout_result(status)),
+    )?;
     super::emit(settings, &status, || status.to_string())?;
     Ok(ExitStatus::Ok)
 }

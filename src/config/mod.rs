@@ -623,13 +623,41 @@ pub struct Notifications {
 pub struct Slack {
     /// Name of the environment variable that holds the incoming-webhook URL. Never the URL.
     pub webhook_env: String,
-    /// `success`, `failure`, or both.
+    /// Which messages to send: events (`up`, `deploy`, `promote`, `abort`, `extend`, `down`,
+    /// `gc`, `notify`) and outcomes (`success`, `failure`, `superseded`). A message is sent when
+    /// its event is listed (or no event is) and its outcome is listed (or no outcome is):
+    /// `[up, down]` is every outcome of those two, `[failure]` every failure, `[up, failure]`
+    /// failed `up`s only. Default: every event and outcome.
     #[serde(default = "default_slack_on")]
+    #[schemars(extend("items" = {"type": "string", "enum": [
+        "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify",
+        "success", "failure", "superseded"
+    ]}))]
     pub on: Vec<String>,
 }
 
+/// The events `notifications.slack.on` can name: the commands that notify.
+pub const SLACK_EVENTS: [&str; 8] = [
+    "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify",
+];
+/// The outcomes `notifications.slack.on` can name. `superseded` is an `up` that gave way to a
+/// newer run or a `down` (exit 4): neither a success nor a failure.
+pub const SLACK_OUTCOMES: [&str; 3] = ["success", "failure", "superseded"];
+
 fn default_slack_on() -> Vec<String> {
-    vec!["success".into(), "failure".into()]
+    SLACK_EVENTS.iter().map(|e| e.to_string()).collect()
+}
+
+impl Slack {
+    /// Whether a message about `event` that ended in `outcome` is wanted (see [`Slack::on`]).
+    pub fn wants(&self, event: &str, outcome: &str) -> bool {
+        let listed = |names: &[&str], name: &str| {
+            let mut mentioned = self.on.iter().filter(|o| names.contains(&o.as_str()));
+            let any = mentioned.clone().next().is_some();
+            !any || mentioned.any(|o| o == name)
+        };
+        listed(&SLACK_EVENTS, event) && listed(&SLACK_OUTCOMES, outcome)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

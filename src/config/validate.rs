@@ -546,13 +546,22 @@ fn slack(s: &Slack) -> Check {
         );
     }
     if s.on.is_empty() {
-        return fail("notifications.slack.on", "needs success, failure or both");
+        return fail(
+            "notifications.slack.on",
+            "lists nothing; leave it out to send every message",
+        );
     }
     for (i, o) in s.on.iter().enumerate() {
-        if !matches!(o.as_str(), "success" | "failure") {
+        let known = |names: &[&str]| names.contains(&o.as_str());
+        if !known(&crate::config::SLACK_EVENTS) && !known(&crate::config::SLACK_OUTCOMES) {
             return fail(
                 format!("notifications.slack.on[{i}]"),
-                format!("{o:?} is not success or failure"),
+                format!(
+                    "{:?} is not an event ({}) or an outcome ({})",
+                    crate::config::cut(o, 40),
+                    crate::config::SLACK_EVENTS.join(", "),
+                    crate::config::SLACK_OUTCOMES.join(", ")
+                ),
             );
         }
     }

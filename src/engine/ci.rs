@@ -57,6 +57,44 @@ fn format_outputs(outputs: &[Output<'_>], delim: &str) -> String {
     s
 }
 
+/// How a PR ended, when the Actions event says (`pull_request` or `pull_request_target` with
+/// action `closed`): merged or closed unmerged. `None` outside Actions, for other events, and
+/// when the event cannot be read.
+pub fn closed_pr_from_event() -> Option<PrEnd> {
+    let path = std::env::var_os("GITHUB_EVENT_PATH")?;
+    let text = std::fs::read_to_string(path).ok()?;
+    pr_end(&serde_json::from_str(&text).ok()?)
+}
+
+/// How a PR ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrEnd {
+    Merged,
+    Closed,
+}
+
+impl PrEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrEnd::Merged => "merged",
+            PrEnd::Closed => "closed",
+        }
+    }
+}
+
+fn pr_end(event: &serde_json::Value) -> Option<PrEnd> {
+    let pr = event.get("pull_request")?;
+    if event.get("action")?.as_str()? != "closed" {
+        return None;
+    }
+    Some(if pr.get("merged")?.as_bool()? {
+        PrEnd::Merged
+    } else {
+        PrEnd::Closed
+    })
+}
+
 /// Escapes text for a markdown table cell.
 pub fn md_cell(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -82,6 +120,15 @@ mod tests {
             format!("name<<{d}\npr-1\n{d}\nurl<<{d}\nx\nname=evil\n{d}\n")
         );
         assert_ne!(delimiter(), d, "delimiters are random");
+    }
+
+    #[test]
+    fn a_closed_event_says_whether_the_pr_was_merged() {
+        let ev = |action: &str, merged: bool| serde_json::json!({"action": action, "pull_request": {"number": 4, "merged": merged}});
+        assert_eq!(pr_end(&ev("closed", true)), Some(PrEnd::Merged));
+        assert_eq!(pr_end(&ev("closed", false)), Some(PrEnd::Closed));
+        assert_eq!(pr_end(&ev("unlabeled", false)), None);
+        assert_eq!(pr_end(&serde_json::json!({"schedule": "17 * * * *"})), None);
     }
 
     #[test]

@@ -105,6 +105,14 @@ impl OpenPrs {
         })
     }
 
+    /// Whether `record`'s PR is still open by this list; `false` for records without a PR.
+    /// Records of another repository are taken as open: this list cannot tell.
+    pub fn is_open(&self, record: &Record) -> bool {
+        record
+            .pr
+            .is_some_and(|pr| !self.judges(record) || self.numbers.contains(&pr))
+    }
+
     fn judges(&self, record: &Record) -> bool {
         match (&self.repository, &record.repository) {
             (Some(mine), Some(theirs)) => mine.eq_ignore_ascii_case(theirs),

@@ -225,6 +225,9 @@ pub struct GcOptions {
     pub list: ListOptions,
     pub open_prs: Option<OpenPrs>,
     pub dry_run: bool,
+    /// `--github`: mark the deployments of collected PR environments inactive, and edit their
+    /// PR comments (expired, or gone).
+    pub github: bool,
 }
 
 /// What `gc` did (or would do, with `dry_run`).
@@ -259,12 +262,76 @@ pub struct Collected {
 /// run fail ([`EngineError::GcIncomplete`]) after the others are done.
 pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcReport, crate::Error> {
     let (env, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
+    // Only with --github: a scheduled gc needs no token unless it reports.
+    let github = match opts.github {
+        true => crate::github::Settings::from_env(env.github.as_ref(), true)
+            .map_err(|e| EngineError::Invalid(super::chain(&e)))?,
+        false => None,
+    };
+    let started = std::time::Instant::now();
+    let result = collect(opts, &env, &provider, github, progress).await;
+    if let Some(msg) = gc_message(opts, &result, started.elapsed())
+        && let Some(w) = crate::slack::notify(env.notifications.slack.as_ref(), &msg).await
+    {
+        tracing::warn!("{w}");
+    }
+    result
+}
+
+/// The Slack message of a `gc` run: only when it deleted something or failed, so a scheduled
+/// run that finds nothing to do stays quiet; never for `dry_run`.
+fn gc_message(
+    opts: &GcOptions,
+    result: &Result<GcReport, crate::Error>,
+    took: std::time::Duration,
+) -> Option<crate::slack::Message> {
+    use crate::slack::{Event, Message, Outcome};
+    let mut msg = match result {
+        Ok(r) if r.dry_run || r.collected.is_empty() => return None,
+        Ok(r) => {
+            let n = r.collected.len();
+            let s = if n == 1 { "" } else { "s" };
+            let mut m = Message::new(
+                Event::Gc,
+                Outcome::Success,
+                format!("gc deleted {n} environment{s}"),
+            );
+            m.result = Some(format!("{} examined, {n} deleted", r.examined));
+            m.fields = collected_fields(r);
+            m
+        }
+        Err(_) if opts.dry_run => return None,
+        Err(e) => {
+            let mut m = Message::new(Event::Gc, Outcome::Failure, "gc failed");
+            m.error = Some(super::chain(e));
+            m
+        }
+    };
+    msg.duration = Some(took);
+    Some(msg.with_ci())
+}
+
+/// One Slack field per collected environment: why, and what became of it.
+fn collected_fields(r: &GcReport) -> Vec<(String, String)> {
+    r.collected
+        .iter()
+        .map(|c| (c.name.clone(), format!("{} ({})", c.reason, c.outcome)))
+        .collect()
+}
+
+/// `gc`'s work: select, tear down, tell GitHub, sweep orphans.
+async fn collect(
+    opts: &GcOptions,
+    env: &Environment,
+    provider: &AnyProvider,
+    github: Option<crate::github::Settings>,
+    progress: Arc<dyn Progress>,
+) -> Result<GcReport, crate::Error> {
     let records = provider.list().await?;
     let chosen = select(&records, Timestamp::now(), opts.open_prs.as_ref());
-    let dns = crate::dns::azure::AzureDns::from_env(
-        &env,
-        Arc::new(crate::providers::probe::SystemProbe),
-    )?;
+    let mut reporter = github.map(crate::github::Reporter::new);
+    let dns =
+        crate::dns::azure::AzureDns::from_env(env, Arc::new(crate::providers::probe::SystemProbe))?;
     let mut report = GcReport {
         dry_run: opts.dry_run,
         examined: records.len(),
@@ -278,8 +345,8 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             "would-delete".to_string()
         } else {
             let result = super::down::teardown(&super::down::Target {
-                env: &env,
-                provider: &provider,
+                env,
+                provider,
                 name: &record.name,
                 pr: record.pr,
                 kubeconfig: None,
@@ -287,7 +354,12 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
             })
             .await;
             match result {
-                Ok(r) => r.outcome.to_string(),
+                Ok(r) => {
+                    if let Some(reporter) = reporter.as_mut() {
+                        tell_github(reporter, opts, &record, &reason).await;
+                    }
+                    r.outcome.to_string()
+                }
                 Err(e) => {
                     failed.push(record.name.clone());
                     format!("failed: {}", super::chain(&e))
@@ -317,7 +389,7 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
     if let Some(d) = &dns {
         sweep_dns(d, &live, &mut report, &mut failed).await;
     }
-    sweep_credentials(&env, &provider, &live, &mut report, &mut failed).await?;
+    sweep_credentials(env, provider, &live, &mut report, &mut failed).await?;
     if !failed.is_empty() {
         return Err(EngineError::GcIncomplete {
             failed: failed.len(),
@@ -327,6 +399,37 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         .into());
     }
     Ok(report)
+}
+
+/// Tells GitHub that `record`'s environment was collected: for a PR that is still open (or not
+/// known to be closed) whose TTL ran out, that it expired and how to bring it back; for a closed
+/// PR, that it is gone. Either way its deployments become inactive. Problems are warnings.
+async fn tell_github(
+    reporter: &mut crate::github::Reporter,
+    opts: &GcOptions,
+    record: &Record,
+    reason: &super::gc::Reason,
+) {
+    let Some(pr) = record.pr else {
+        return;
+    };
+    let Ok(name) = crate::names::EnvName::from_name(&record.name) else {
+        return;
+    };
+    let still_open = opts.open_prs.as_ref().is_none_or(|o| o.is_open(record));
+    let warnings = match reason {
+        super::gc::Reason::Expired { expires_at } if still_open => {
+            let mut data =
+                crate::github::CommentData::new(name, pr, crate::github::CommentState::Expired);
+            data.expires_at = Some(*expires_at);
+            data.env_file = Some(opts.list.env_file.display().to_string());
+            reporter.expired(&data).await
+        }
+        _ => reporter.torn_down(&name, pr).await,
+    };
+    for w in warnings {
+        tracing::warn!("{}: {w}", record.name);
+    }
 }
 
 /// Deletes DNS records whose environment is gone (an interrupted `down`, a cluster deleted by

@@ -13,7 +13,6 @@ pub mod gc;
 mod guard;
 pub mod inventory;
 pub mod lease;
-pub mod notify;
 mod runner;
 mod teardown;
 pub mod up;

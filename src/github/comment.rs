@@ -19,6 +19,8 @@ pub enum CommentState {
     Failed,
     /// `down` removed the environment.
     Gone,
+    /// `gc` removed the environment of a PR that is still open, because its TTL ran out.
+    Expired,
 }
 
 /// Everything the comment shows. The engine fills it once per run; the reporter sets `state`,
@@ -101,6 +103,28 @@ pub fn render(d: &CommentData) -> String {
         CommentState::Failed => {
             s.push_str(&format!("### ❌ Preview environment {name} failed\n\n"))
         }
+        CommentState::Expired => {
+            s.push_str(&format!("### ⌛ Preview environment {name} expired\n\n"));
+            s.push_str("It was deleted because nothing was deployed to it for its time to live");
+            if let Some(t) = d.expires_at {
+                s.push_str(&format!(" (it expired at {})", time(t)));
+            }
+            s.push_str("; its deployments are marked inactive.\n\n");
+            s.push_str(&format!(
+                "To bring it back, push a commit to this PR (the preview workflow builds it \
+                 again), or run `ephemera up` with the image to show:\n\n{}\n",
+                fenced(
+                    "sh",
+                    &format!(
+                        "ephemera up --env {} --pr {} --image <image>",
+                        env_file_word(d),
+                        d.pr
+                    )
+                )
+            ));
+            footer(&mut s, d);
+            return s;
+        }
         CommentState::Gone => {
             s.push_str(&format!("### 🗑️ Preview environment {name} is gone\n\n"));
             s.push_str("It was torn down; its deployments are marked inactive.");
@@ -163,11 +187,7 @@ pub fn render(d: &CommentData) -> String {
         s.push_str("\n</details>\n\n");
     }
 
-    let env_file = d
-        .env_file
-        .as_deref()
-        .map(shell_word)
-        .unwrap_or_else(|| "<environment file>".into());
+    let env_file = env_file_word(d);
     let paused = d.state == CommentState::Up && d.canary_step.is_some();
     let mut cmds = String::new();
     if paused {
@@ -193,12 +213,20 @@ pub fn render(d: &CommentData) -> String {
     s
 }
 
+/// The environment file as one shell word, for the commands the comment shows.
+fn env_file_word(d: &CommentData) -> String {
+    d.env_file
+        .as_deref()
+        .map(shell_word)
+        .unwrap_or_else(|| "<environment file>".into())
+}
+
 fn footer(s: &mut String, d: &CommentData) {
     s.push_str("<sub>Kept up to date by ephemera");
     if let Some(u) = &d.run_url {
         s.push_str(&format!(" · {}", labelled_link("run", u)));
     }
-    if d.state != CommentState::Gone
+    if !matches!(d.state, CommentState::Gone | CommentState::Expired)
         && let Some(t) = d.updated_at
     {
         s.push_str(&format!(" · updated {}", time(t)));

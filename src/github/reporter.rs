@@ -10,6 +10,8 @@
 //!   deployment gets `inactive`, not `failure`, and the comment is left to the run that won.
 //! - `torn_down`: every deployment of the environment gets `inactive` (unless it already is);
 //!   an existing comment says the environment is gone (none is created for that).
+//! - `expired`: as `torn_down`, for `gc` of an open PR's expired environment; the comment says
+//!   it expired and how to bring it back.
 //!
 //! Each call spends at most [`Retry::budget`] (plus one request timeout) on GitHub, and returns
 //! warnings instead of errors.
@@ -250,6 +252,24 @@ impl Reporter {
     /// Marks every deployment of `preview/<env>` inactive and, if the environment has a sticky
     /// comment, says there that it is gone.
     pub async fn torn_down(&mut self, env: &EnvName, pr: u64) -> Vec<Warning> {
+        let data = CommentData::new(env.clone(), pr, CommentState::Gone);
+        self.deactivated(data).await
+    }
+
+    /// For `gc` of an open PR's environment whose TTL ran out: every deployment of
+    /// `preview/<env>` becomes inactive and an existing comment says the environment expired
+    /// and how to bring it back (`data` gives its expiry and environment file).
+    pub async fn expired(&mut self, data: &CommentData) -> Vec<Warning> {
+        let mut data = data.clone();
+        data.state = CommentState::Expired;
+        self.deactivated(data).await
+    }
+
+    /// Marks every deployment of `data.name`'s environment inactive and, if it has a sticky
+    /// comment, replaces it with `data`.
+    async fn deactivated(&mut self, data: CommentData) -> Vec<Warning> {
+        let env = data.name.clone();
+        let env = &env;
         let deadline = Deadline::after(self.retry().budget);
         let mut warnings = Vec::new();
         if self.settings.deployments {
@@ -267,7 +287,6 @@ impl Reporter {
             }
         }
         if self.settings.comment {
-            let data = CommentData::new(env.clone(), pr, CommentState::Gone);
             self.comment(data, false, &deadline, &mut warnings).await;
         }
         warnings

@@ -24,5 +24,6 @@ mod local;
 mod lock;
 mod plan;
 mod registry;
+mod slack;
 mod testcluster;
 mod workflows;

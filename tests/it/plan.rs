@@ -247,6 +247,7 @@ fn json_output_is_the_whole_plan() {
         kinds,
         [
             "Namespace",
+            "Secret",
             "Service",
             "Service",
             "Rollout",

@@ -475,6 +475,7 @@ fn pr_event(name: &str, action: &str, pr: &PullRequest, label: Option<&str>) -> 
             "number": pr.number,
             "state": pr.state,
             "draft": pr.draft,
+            "merged": false,
             "head": {"sha": pr.head_sha, "ref": pr.head_ref, "repo": {"full_name": pr.head_repo}},
             "base": {"ref": "main", "repo": {"full_name": format!("{OWNER}/{REPO}")}},
             "labels": pr.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
@@ -721,6 +722,13 @@ fn whole_life(w: &World) {
         );
     }
     assert_eq!(w.slack_since(n).len(), 2, "{:?}", w.slack_since(n));
+    assert!(
+        w.slack_since(n)
+            .iter()
+            .any(|m| m.contains("pr-1 is gone") && m.contains("PR #1 was closed")),
+        "down's own message says how the PR ended: {:?}",
+        w.slack_since(n)
+    );
     let n = w.slack.messages().len();
     let late = w.preview(&b6, &pr);
     assert_eq!(late.conclusion(), "success", "{late:?}");
@@ -755,6 +763,16 @@ fn whole_life(w: &World) {
         "gc ran through the action with the open PRs"
     );
     assert_eq!(w.slack_since(n).len(), 1);
+    assert!(
+        w.slack_since(n)[0].starts_with("ephemera: gc deleted 1 environment"),
+        "gc's own message: {:?}",
+        w.slack_since(n)
+    );
+    assert!(
+        w.fake.comments(2)[0].body.contains("is gone"),
+        "gc --github says so on the closed PR: {}",
+        w.fake.comments(2)[0].body
+    );
 
     // A fork PR: no preview until a maintainer adds the label; removing it takes it down.
     let mut fork = PullRequest::open(3, "main", &sha('b'));

@@ -23,6 +23,7 @@ use crate::config::Environment;
 use crate::progress::Progress;
 use crate::providers::any::{AnyProvider, ProviderOptions};
 use crate::providers::{Deleted, Provider};
+use crate::slack::{Event, Message, Outcome};
 use crate::templates::Renderer;
 
 /// The steps of `down` that are reported, in order.
@@ -39,6 +40,8 @@ pub struct DownOptions {
     pub kubeconfig: Option<PathBuf>,
     /// `--github`: mark the PR's deployments inactive and update the PR comment.
     pub github: bool,
+    /// How the PR ended, for the Slack message (`--pr-state`, else the Actions event).
+    pub pr_end: Option<super::ci::PrEnd>,
 }
 
 /// What `down` did.
@@ -115,7 +118,8 @@ pub async fn down(
         .map_err(|e| super::EngineError::Invalid(super::chain(&e)))?;
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
-    let mut report = teardown(&Target {
+    let started = std::time::Instant::now();
+    let result = teardown(&Target {
         env: &env,
         provider: &provider,
         name: name.as_str(),
@@ -123,7 +127,20 @@ pub async fn down(
         kubeconfig: opts.kubeconfig.as_deref(),
         progress,
     })
-    .await?;
+    .await;
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let mut msg = slack_message(name.as_str(), pr, Outcome::Failure, opts.pr_end);
+            msg.title = format!("down of {name} failed");
+            msg.error = Some(super::chain(&e));
+            msg.duration = Some(started.elapsed());
+            if let Some(w) = crate::slack::notify(env.notifications.slack.as_ref(), &msg).await {
+                tracing::warn!("{w}");
+            }
+            return Err(e);
+        }
+    };
     if let (Some(settings), Some(pr)) = (github, pr) {
         let mut reporter = crate::github::Reporter::new(settings);
         for w in reporter.torn_down(&name, pr).await {
@@ -131,5 +148,31 @@ pub async fn down(
             report.warnings.push(w.to_string());
         }
     }
+    let mut msg = slack_message(name.as_str(), pr, Outcome::Success, opts.pr_end);
+    if report.outcome == "already-gone" {
+        msg.title = format!("{name} was already gone");
+    }
+    msg.duration = Some(started.elapsed());
+    if let Some(w) = crate::slack::notify(env.notifications.slack.as_ref(), &msg).await {
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
     Ok(report)
+}
+
+/// The Slack message of a `down` of `name`: the environment is gone, and why when known.
+fn slack_message(
+    name: &str,
+    pr: Option<u64>,
+    outcome: Outcome,
+    pr_end: Option<super::ci::PrEnd>,
+) -> Message {
+    let mut msg = Message::new(Event::Down, outcome, format!("{name} is gone"));
+    msg.environment = Some(name.to_string());
+    msg.pr = pr;
+    msg.result = match (pr, pr_end) {
+        (Some(n), Some(end)) => Some(format!("PR #{n} was {}", end.as_str())),
+        _ => None,
+    };
+    msg.with_ci()
 }

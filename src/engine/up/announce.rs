@@ -2,12 +2,15 @@
 //! GitHub Actions outputs and job summary. Their failures are warnings, never a failed or
 //! rolled-back `up`.
 
+use std::time::Instant;
+
 use super::UpReport;
 use super::steps::Context;
-use crate::engine::{chain, ci, notify};
+use crate::engine::{chain, ci};
 use crate::github::{CommentData, CommentState, Reporter, Settings};
 use crate::names::EnvName;
 use crate::providers::Provider;
+use crate::slack::{Event, Message, Outcome};
 
 /// The reporting of one `up`, from its start to its outcome.
 pub(crate) struct Announcer {
@@ -15,6 +18,7 @@ pub(crate) struct Announcer {
     /// GitHub reporting, which needs a PR.
     github: Option<(Reporter, u64)>,
     warnings: Vec<String>,
+    started: Instant,
 }
 
 impl Announcer {
@@ -47,6 +51,7 @@ impl Announcer {
             env_name,
             github,
             warnings,
+            started: Instant::now(),
         })
     }
 
@@ -59,15 +64,20 @@ impl Announcer {
             let done = r.succeeded(&url, &data).await;
             self.warnings.extend(done.iter().map(ToString::to_string));
         }
-        if let Some(slack) = &ctx.env.notifications.slack {
-            let text = format!(
-                "ephemera: {} is up at {}",
-                report.name,
-                report.url.as_deref().unwrap_or("(no URL yet)")
-            );
-            let sent = notify::slack(slack, notify::Outcome::Success, &text).await;
-            self.warnings.extend(sent);
-        }
+        let mut msg = self.slack(ctx, Outcome::Success, format!("{} is up", report.name));
+        msg.url.clone_from(&report.url);
+        msg.result = Some(match (&report.canary_paused, &report.rollout) {
+            (Some(paused), _) => format!("canary {paused}"),
+            (None, Some(_)) => "the new image serves 100%".into(),
+            (None, None) => "converged".into(),
+        });
+        msg.fields.push((
+            "Expires".into(),
+            report.expires_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        ));
+        let slack = ctx.env.notifications.slack.as_ref();
+        self.warnings
+            .extend(crate::slack::notify(slack, &msg).await);
         self.warnings.extend(write_ci_outputs(&report));
         for w in &self.warnings {
             tracing::warn!("{w}");
@@ -95,11 +105,14 @@ impl Announcer {
                 tracing::warn!("{w}");
             }
         }
-        if let Some(slack) = &ctx.env.notifications.slack {
-            let text = format!("ephemera: up of {} gave way: {message}", ctx.name);
-            if let Some(w) = notify::slack(slack, notify::Outcome::Superseded, &text).await {
-                tracing::warn!("{w}");
-            }
+        let mut msg = self.slack(
+            ctx,
+            Outcome::Superseded,
+            format!("up of {} gave way", ctx.name),
+        );
+        msg.result = Some(message);
+        if let Some(w) = crate::slack::notify(ctx.env.notifications.slack.as_ref(), &msg).await {
+            tracing::warn!("{w}");
         }
     }
 
@@ -113,12 +126,24 @@ impl Announcer {
                 tracing::warn!("{w}");
             }
         }
-        if let Some(slack) = &ctx.env.notifications.slack {
-            let text = format!("ephemera: up of {} failed: {message}", ctx.name);
-            if let Some(w) = notify::slack(slack, notify::Outcome::Failure, &text).await {
-                tracing::warn!("{w}");
-            }
+        let mut msg = self.slack(ctx, Outcome::Failure, format!("up of {} failed", ctx.name));
+        msg.error = Some(message);
+        if let Some(w) = crate::slack::notify(ctx.env.notifications.slack.as_ref(), &msg).await {
+            tracing::warn!("{w}");
         }
+    }
+
+    /// The Slack message of this run, with what every outcome shows.
+    fn slack(&self, ctx: &Context<'_>, outcome: Outcome, title: String) -> Message {
+        let mut m = Message::new(Event::Up, outcome, title);
+        m.environment = Some(ctx.name.to_string());
+        m.pr = ctx.record.pr;
+        m.repository.clone_from(&ctx.record.repository);
+        m.url.clone_from(&ctx.plan.summary.url);
+        m.image = Some(ctx.plan.summary.image.reference.clone());
+        m.commit.clone_from(&ctx.opts.sha);
+        m.duration = Some(self.started.elapsed());
+        m.with_ci()
     }
 }
 

@@ -10,7 +10,7 @@ pub const SECRET: &str = "T000-B000-XXXXslacksecretXXXX";
 
 pub struct FakeSlack {
     pub url: String,
-    messages: Arc<Mutex<Vec<String>>>,
+    messages: Arc<Mutex<Vec<Value>>>,
     _thread: std::thread::JoinHandle<()>,
 }
 
@@ -28,11 +28,9 @@ impl FakeSlack {
                     axum::routing::post(move |body: String| {
                         let seen = seen.clone();
                         async move {
-                            let text = serde_json::from_str::<Value>(&body)
-                                .ok()
-                                .and_then(|v| v["text"].as_str().map(str::to_string))
-                                .unwrap_or_else(|| format!("(not JSON text: {body})"));
-                            seen.lock().unwrap().push(text);
+                            let payload = serde_json::from_str::<Value>(&body)
+                                .unwrap_or_else(|_| Value::String(body.clone()));
+                            seen.lock().unwrap().push(payload);
                             "ok"
                         }
                     }),
@@ -53,8 +51,20 @@ impl FakeSlack {
         }
     }
 
-    /// Every message's text, oldest first.
+    /// Every message's text (the fallback Slack shows in notifications), oldest first.
     pub fn messages(&self) -> Vec<String> {
+        self.payloads()
+            .iter()
+            .map(|p| {
+                p["text"]
+                    .as_str()
+                    .map_or_else(|| format!("(not JSON text: {p})"), str::to_string)
+            })
+            .collect()
+    }
+
+    /// Every message's whole body (`text` and Block Kit `blocks`), oldest first.
+    pub fn payloads(&self) -> Vec<Value> {
         self.messages.lock().unwrap().clone()
     }
 }
