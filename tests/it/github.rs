@@ -886,7 +886,7 @@ mod action {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             stdout.starts_with(&format!(
-                "ephemera gc --env {} --open-prs {}\n",
+                "ephemera gc --env {} --open-prs {} --github\n",
                 env_file.display(),
                 list.display()
             )),
