@@ -19,7 +19,8 @@ pub mod providers;
 pub mod record;
 pub mod templates;
 
-pub use error::{Error, ExitStatus};
+pub use engine::Error;
+pub use error::ExitStatus;
 
 /// The version stamped on every record ephemera writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -163,16 +163,13 @@ fn aks(a: &AksConfig) -> Check {
     // group names) mention it; they are skipped here and made with the real name by `plan` and
     // `up`.
     const SAMPLE: &str = "pr-1";
-    match crate::providers::aks::spec::validate(a, SAMPLE) {
+    match super::aks::validate(a, SAMPLE) {
         Ok(()) => Ok(()),
-        Err(e) => {
-            let text = e.to_string();
-            match text.split_once(": ") {
-                _ if text.contains(SAMPLE) => Ok(()),
-                Some((path, message)) if path.starts_with(p) => fail(path, message),
-                _ => fail(p, text),
-            }
-        }
+        Err(text) => match text.split_once(": ") {
+            _ if text.contains(SAMPLE) => Ok(()),
+            Some((path, message)) if path.starts_with(p) => fail(path, message),
+            _ => fail(p, text),
+        },
     }
 }
 
@@ -469,31 +466,22 @@ fn routing(env: &Environment) -> Check {
         );
     }
     // A sample rendering catches unknown variables and hosts that are not DNS names.
-    let host = match render_host(
-        env.host_pattern(),
-        &env.host_variables("pr-1", Some(1), "127.0.0.1"),
-    ) {
-        Ok(h) => h,
-        Err(m) => return fail("routing.host", m),
-    };
-    if !is_dns_name(&host) || !host.contains('.') {
-        return fail(
-            "routing.host",
-            format!("renders {host:?}, which is not a DNS name"),
-        );
+    let sample_ip = std::net::Ipv4Addr::LOCALHOST;
+    match super::host::render_preview_host(env, "pr-1", Some(1), Some(sample_ip)) {
+        Ok(_) => Ok(()),
+        Err(m) => fail("routing.host", m),
     }
-    Ok(())
 }
 
 fn tls(env: &Environment) -> Check {
     if let ProviderConfig::Aks(AksConfig { dns: Some(z), .. }) = &env.provider
         && let Some(id) = &z.identity
     {
-        if let Err(m) = crate::dns::identity::check_identity_id(id) {
+        if let Err(m) = super::aks::check_identity_id(id) {
             let m = m.strip_prefix("provider.aks.dns.identity: ").unwrap_or(&m);
             return fail("provider.aks.dns.identity", m);
         }
-        if crate::dns::tls::dns01_client_id(env).is_none() {
+        if super::aks::dns01_client_id(env).is_none() {
             return fail(
                 "provider.aks.dns.identity",
                 "needs addons.certManager.values.azureDNS.clientID, the identity's client id, which cert-manager signs in with",

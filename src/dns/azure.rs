@@ -775,7 +775,7 @@ impl AzureDns {
                     }
                     Ok(Deletion::AlreadyGone) => "already-gone".into(),
                     Ok(Deletion::Changed) => "changed-since-listed".into(),
-                    Err(e) => format!("failed: {}", crate::engine::chain(&e)),
+                    Err(e) => format!("failed: {}", crate::error::chain(&e)),
                 }
             };
             out.push(Swept {

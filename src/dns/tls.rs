@@ -27,6 +27,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
 use super::DnsError;
+pub use crate::config::aks::dns01_client_id;
 use crate::config::{Environment, Issuer, ProviderConfig};
 use crate::kube::KubeError;
 use crate::kube::manifest::{conditions, to_value};
@@ -165,18 +166,6 @@ pub fn check(env: &Environment) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The client id of the managed identity cert-manager uses for DNS-01, from
-/// `addons.certManager.values.azureDNS.clientID`.
-pub fn dns01_client_id(env: &Environment) -> Option<&str> {
-    env.addons
-        .cert_manager
-        .values
-        .get("azureDNS")?
-        .get("clientID")?
-        .as_str()
-        .filter(|s| !s.is_empty())
 }
 
 /// The DNS-01 solver settings for the ClusterIssuer (`tls.dns01` in the cert-manager add-on's

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod ci;
 pub mod down;
+mod error;
 pub mod gc;
 mod guard;
 pub mod inventory;
@@ -18,7 +19,9 @@ mod runner;
 mod teardown;
 pub mod up;
 
+pub use crate::error::chain;
 pub use down::{DownOptions, DownReport, down};
+pub use error::Error;
 pub use inventory::{
     ExtendOptions, GcOptions, GcReport, ListOptions, StatusReport, extend, gc, list, renew, status,
 };
@@ -92,18 +95,6 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub seconds: f64,
-}
-
-/// An error and its causes, joined with `: `.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Where `up` writes an environment's kubeconfig when `--kubeconfig` is not given:

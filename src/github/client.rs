@@ -269,7 +269,7 @@ impl Client {
                             source: e.without_url(),
                         });
                     }
-                    last = crate::engine::chain(&e.without_url());
+                    last = crate::error::chain(&e.without_url());
                     backoff(attempts, &self.retry)
                 }
             };
