@@ -390,7 +390,7 @@ pub fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
 /// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped, then between half and all
 /// of it.
 fn backoff(attempt: u32, retry: &Retry) -> Duration {
-    use rand::Rng;
+    use rand::RngExt;
     let exp = retry
         .base_delay
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))

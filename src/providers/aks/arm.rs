@@ -733,18 +733,7 @@ pub fn provisioning_state(body: &Value) -> Option<&str> {
 
 /// A UUID v4 in text form, for `x-ms-client-request-id`.
 fn client_request_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// A reqwest error with its causes on one line (reqwest's own text hides the cause).

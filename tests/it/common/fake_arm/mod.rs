@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use base64::Engine as _;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
