@@ -409,6 +409,57 @@ fn traffic_routing(env: &Environment, addons: &[ResolvedAddon]) -> &'static str 
     }
 }
 
+/// The annotations on every app object: the PR, the image, and the untrusted branch, title and
+/// repository.
+fn annotations(input: &PlanInput) -> Map<String, Value> {
+    let mut annotations = Map::new();
+    if let Some(pr) = input.pr {
+        annotations.insert("ephemera.dev/pr".into(), pr.to_string().into());
+    }
+    annotations.insert(
+        "ephemera.dev/image".into(),
+        input.image.reference.clone().into(),
+    );
+    for (key, v) in [
+        ("ephemera.dev/branch", &input.untrusted.branch),
+        ("ephemera.dev/title", &input.untrusted.title),
+        ("ephemera.dev/repository", &input.untrusted.repository),
+    ] {
+        if let Some(v) = v {
+            annotations.insert(key.into(), v.clone().into());
+        }
+    }
+    annotations
+}
+
+/// The Rollout's canary steps as Argo Rollouts spells them.
+fn canary_steps(steps: &[CanaryStep]) -> Vec<Value> {
+    steps
+        .iter()
+        .map(|s| match s {
+            CanaryStep::SetWeight(w) => json!({ "setWeight": w }),
+            CanaryStep::Pause(p) => match &p.duration {
+                Some(d) => json!({ "pause": { "duration": d } }),
+                None => json!({ "pause": {} }),
+            },
+        })
+        .collect()
+}
+
+/// The container's resources: requests and limits, each only when set.
+fn resources(app: &crate::config::App) -> Option<Value> {
+    app.resources.as_ref().map(|r| {
+        let mut m = Map::new();
+        if !r.requests.is_empty() {
+            m.insert("requests".into(), json!(r.requests));
+        }
+        if !r.limits.is_empty() {
+            m.insert("limits".into(), json!(r.limits));
+        }
+        Value::Object(m)
+    })
+}
+
 /// The data every app template sees. Untrusted strings are only in `annotations` and are
 /// rendered through the `yaml` helper like every other value.
 pub fn app_data(
@@ -430,51 +481,15 @@ pub fn app_data(
     let mut pod_labels = selector.clone();
     pod_labels.extend(common);
 
-    let mut annotations = Map::new();
-    if let Some(pr) = input.pr {
-        annotations.insert("ephemera.dev/pr".into(), pr.to_string().into());
-    }
-    annotations.insert(
-        "ephemera.dev/image".into(),
-        input.image.reference.clone().into(),
-    );
-    for (key, v) in [
-        ("ephemera.dev/branch", &input.untrusted.branch),
-        ("ephemera.dev/title", &input.untrusted.title),
-        ("ephemera.dev/repository", &input.untrusted.repository),
-    ] {
-        if let Some(v) = v {
-            annotations.insert(key.into(), v.clone().into());
-        }
-    }
+    let annotations = annotations(input);
 
-    let steps: Vec<Value> = app
-        .canary
-        .steps
-        .iter()
-        .map(|s| match s {
-            CanaryStep::SetWeight(w) => json!({ "setWeight": w }),
-            CanaryStep::Pause(p) => match &p.duration {
-                Some(d) => json!({ "pause": { "duration": d } }),
-                None => json!({ "pause": {} }),
-            },
-        })
-        .collect();
+    let steps = canary_steps(&app.canary.steps);
     let env_vars: Vec<Value> = app
         .env
         .iter()
         .map(|(k, v)| json!({ "name": k, "value": v }))
         .collect();
-    let resources = app.resources.as_ref().map(|r| {
-        let mut m = Map::new();
-        if !r.requests.is_empty() {
-            m.insert("requests".into(), json!(r.requests));
-        }
-        if !r.limits.is_empty() {
-            m.insert("limits".into(), json!(r.limits));
-        }
-        Value::Object(m)
-    });
+    let resources = resources(app);
 
     let ingress = if env.addons.ingress.enabled {
         ingress_exports(addons)

@@ -316,6 +316,23 @@ fn app(env: &Environment) -> Check {
             format!("{:?} must be a path starting with /", a.health_path),
         );
     }
+    app_env(a)?;
+    app_resources(a)?;
+    canary(&a.canary)?;
+    if !env.addons.argo_rollouts.enabled {
+        return fail(
+            "addons.argoRollouts.enabled",
+            "the app is delivered as an Argo Rollout, so argo-rollouts must be enabled",
+        );
+    }
+    match &a.gitops {
+        Some(g) => gitops(env, g),
+        None => Ok(()),
+    }
+}
+
+/// `app.env`: variable names and values without control characters.
+fn app_env(a: &App) -> Check {
     for (k, v) in &a.env {
         let first_ok =
             k.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '_' | '-' | '.'));
@@ -336,6 +353,11 @@ fn app(env: &Environment) -> Check {
             );
         }
     }
+    Ok(())
+}
+
+/// `app.resources`: known resource names and quantities.
+fn app_resources(a: &App) -> Check {
     if let Some(r) = &a.resources {
         for (section, m) in [("requests", &r.requests), ("limits", &r.limits)] {
             for (k, v) in m {
@@ -355,44 +377,40 @@ fn app(env: &Environment) -> Check {
             }
         }
     }
-    canary(&a.canary)?;
-    if !env.addons.argo_rollouts.enabled {
+    Ok(())
+}
+
+/// `app.gitops`: Argo CD enabled, a git URL, a relative path, a revision and a parameter name.
+fn gitops(env: &Environment, g: &GitOps) -> Check {
+    if !env.addons.argo_cd.enabled {
         return fail(
-            "addons.argoRollouts.enabled",
-            "the app is delivered as an Argo Rollout, so argo-rollouts must be enabled",
+            "app.gitops",
+            "GitOps mode needs addons.argoCd.enabled: true",
         );
     }
-    if let Some(g) = &a.gitops {
-        if !env.addons.argo_cd.enabled {
-            return fail(
-                "app.gitops",
-                "GitOps mode needs addons.argoCd.enabled: true",
-            );
-        }
-        if !(is_url(&g.repo_url, &["https", "ssh", "http"]) || g.repo_url.starts_with("git@")) {
-            return fail(
-                "app.gitops.repoUrl",
-                format!(
-                    "{:?} is not a git URL (https://, ssh:// or git@)",
-                    g.repo_url
-                ),
-            );
-        }
-        if g.path.is_empty() || g.path.starts_with('/') || g.path.split('/').any(|s| s == "..") {
-            return fail(
-                "app.gitops.path",
-                format!("{:?} must be a relative path inside the repository", g.path),
-            );
-        }
-        if g.target_revision.is_empty() {
-            return fail("app.gitops.targetRevision", "must not be empty");
-        }
-        if g.image_parameter.is_empty() || g.image_parameter.chars().any(char::is_whitespace) {
-            return fail(
-                "app.gitops.imageParameter",
-                format!("{:?} is not a parameter name", g.image_parameter),
-            );
-        }
+    if !(is_url(&g.repo_url, &["https", "ssh", "http"]) || g.repo_url.starts_with("git@")) {
+        return fail(
+            "app.gitops.repoUrl",
+            format!(
+                "{:?} is not a git URL (https://, ssh:// or git@)",
+                g.repo_url
+            ),
+        );
+    }
+    if g.path.is_empty() || g.path.starts_with('/') || g.path.split('/').any(|s| s == "..") {
+        return fail(
+            "app.gitops.path",
+            format!("{:?} must be a relative path inside the repository", g.path),
+        );
+    }
+    if g.target_revision.is_empty() {
+        return fail("app.gitops.targetRevision", "must not be empty");
+    }
+    if g.image_parameter.is_empty() || g.image_parameter.chars().any(char::is_whitespace) {
+        return fail(
+            "app.gitops.imageParameter",
+            format!("{:?} is not a parameter name", g.image_parameter),
+        );
     }
     Ok(())
 }

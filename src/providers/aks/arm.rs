@@ -334,13 +334,15 @@ impl ArmClient {
         }
     }
 
-    async fn once(
+    /// One signed request: the token, the request id, ephemera's user agent, `headers` and the
+    /// JSON `body`. Returns the request and its id.
+    async fn request(
         &self,
-        method: Method,
+        method: &Method,
         url: &Url,
         body: Option<&Value>,
         headers: &[(&'static str, String)],
-    ) -> Result<ArmResponse, Attempt> {
+    ) -> Result<(reqwest::RequestBuilder, String), Attempt> {
         let token = self.token().await.map_err(Attempt::Fatal)?;
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| {
@@ -372,6 +374,17 @@ impl ArmClient {
         if let Some(b) = body {
             req = req.json(b);
         }
+        Ok((req, request_id))
+    }
+
+    async fn once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<ArmResponse, Attempt> {
+        let (req, request_id) = self.request(&method, url, body, headers).await?;
         tracing::debug!(%method, url = %url.path(), request_id, "ARM request");
         let resp = match req.send().await {
             Ok(r) => r,
@@ -405,12 +418,7 @@ impl ArmClient {
                 });
             }
         };
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let body = answer_body(&bytes);
         let r = ArmResponse {
             status,
             headers,
@@ -729,6 +737,16 @@ pub fn is_terminal(s: &str) -> bool {
 pub fn provisioning_state(body: &Value) -> Option<&str> {
     body.pointer("/properties/provisioningState")
         .and_then(Value::as_str)
+}
+
+/// An answer's body: JSON, else its text as a JSON string; null when empty.
+fn answer_body(bytes: &[u8]) -> Value {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    }
 }
 
 /// A UUID v4 in text form, for `x-ms-client-request-id`.

@@ -155,38 +155,21 @@ pub fn resource_group_body(cfg: &AksConfig, record: &Record) -> Result<Value, Pr
 /// System pool's size, count (only without autoscale) and autoscale bounds.
 /// An empty list means no write is needed.
 pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cmp = |path: &str, d: Option<&Value>, a: Option<&Value>, ci: bool| {
-        let Some(d) = d else { return };
-        let same = match (d, a) {
-            (Value::String(d), Some(Value::String(a))) if ci => d.eq_ignore_ascii_case(a),
-            (d, Some(a)) => d == a,
-            (_, None) => false,
-        };
-        if !same {
-            out.push(format!(
-                "{path}: {} -> {d}",
-                a.map_or_else(|| "(unset)".to_string(), Value::to_string)
-            ));
-        }
-    };
-    let at = |v: &'_ Value, p: &str| -> Option<Value> { v.pointer(p).cloned() };
-
+    let mut drift = Drift::default();
     let loc = |v: &Value| {
         v.get("location")
             .and_then(Value::as_str)
             .map(|l| Value::String(normalize_location(l)))
     };
-    cmp(
+    drift.cmp(
         "location",
         loc(desired).as_ref(),
         loc(actual).as_ref(),
         false,
     );
-
     if let Some(Value::Object(tags)) = desired.get("tags") {
         for (k, v) in tags.iter().filter(|(k, _)| !k.starts_with("ephemera-")) {
-            cmp(
+            drift.cmp(
                 &format!("tags.{k}"),
                 Some(v),
                 actual.pointer(&format!("/tags/{}", escape_pointer(k))),
@@ -194,63 +177,89 @@ pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
             );
         }
     }
-    for (path, pointer, ci) in [
-        ("identity.type", "/identity/type", true),
-        ("sku.tier", "/sku/tier", true),
-        (
-            "properties.kubernetesVersion",
-            "/properties/kubernetesVersion",
-            false,
-        ),
-        ("properties.dnsPrefix", "/properties/dnsPrefix", true),
-        (
-            "properties.networkProfile.networkPlugin",
-            "/properties/networkProfile/networkPlugin",
-            true,
-        ),
-        (
-            "properties.aadProfile.managed",
-            "/properties/aadProfile/managed",
-            false,
-        ),
-        (
-            "properties.aadProfile.enableAzureRBAC",
-            "/properties/aadProfile/enableAzureRBAC",
-            false,
-        ),
-        (
-            "properties.oidcIssuerProfile.enabled",
-            "/properties/oidcIssuerProfile/enabled",
-            false,
-        ),
-        (
-            "properties.securityProfile.workloadIdentity.enabled",
-            "/properties/securityProfile/workloadIdentity/enabled",
-            false,
-        ),
-    ] {
-        cmp(
-            path,
-            at(desired, pointer).as_ref(),
-            at(actual, pointer).as_ref(),
-            ci,
-        );
+    for (path, pointer, ci) in COMPARED {
+        drift.cmp(path, desired.pointer(pointer), actual.pointer(pointer), ci);
+    }
+    drift.system_pool(desired, actual);
+    drift.out
+}
+
+/// The fields [`drift`] compares one to one: the path it reports, the JSON pointer, and whether
+/// case is ignored.
+const COMPARED: [(&str, &str, bool); 9] = [
+    ("identity.type", "/identity/type", true),
+    ("sku.tier", "/sku/tier", true),
+    (
+        "properties.kubernetesVersion",
+        "/properties/kubernetesVersion",
+        false,
+    ),
+    ("properties.dnsPrefix", "/properties/dnsPrefix", true),
+    (
+        "properties.networkProfile.networkPlugin",
+        "/properties/networkProfile/networkPlugin",
+        true,
+    ),
+    (
+        "properties.aadProfile.managed",
+        "/properties/aadProfile/managed",
+        false,
+    ),
+    (
+        "properties.aadProfile.enableAzureRBAC",
+        "/properties/aadProfile/enableAzureRBAC",
+        false,
+    ),
+    (
+        "properties.oidcIssuerProfile.enabled",
+        "/properties/oidcIssuerProfile/enabled",
+        false,
+    ),
+    (
+        "properties.securityProfile.workloadIdentity.enabled",
+        "/properties/securityProfile/workloadIdentity/enabled",
+        false,
+    ),
+];
+
+/// The differences found so far, as `path: actual -> desired`.
+#[derive(Default)]
+struct Drift {
+    out: Vec<String>,
+}
+
+impl Drift {
+    /// Records `path` when the desired value `d` is set and `a` differs from it.
+    fn cmp(&mut self, path: &str, d: Option<&Value>, a: Option<&Value>, ci: bool) {
+        let Some(d) = d else { return };
+        let same = match (d, a) {
+            (Value::String(d), Some(Value::String(a))) if ci => d.eq_ignore_ascii_case(a),
+            (d, Some(a)) => d == a,
+            (_, None) => false,
+        };
+        if !same {
+            self.out.push(format!(
+                "{path}: {} -> {d}",
+                a.map_or_else(|| "(unset)".to_string(), Value::to_string)
+            ));
+        }
     }
 
-    let pool = |v: &Value| -> Option<Value> {
-        v.pointer("/properties/agentPoolProfiles")?
-            .as_array()?
-            .iter()
-            .find(|p| p.get("name").and_then(Value::as_str) == Some(SYSTEM_POOL_NAME))
-            .cloned()
-    };
-    let (dp, ap) = (pool(desired), pool(actual));
-    if let Some(dp) = dp {
-        let Some(ap) = ap else {
-            out.push(format!(
+    /// The System pool's size, mode, and count or autoscale bounds.
+    fn system_pool(&mut self, desired: &Value, actual: &Value) {
+        let pool = |v: &Value| -> Option<Value> {
+            v.pointer("/properties/agentPoolProfiles")?
+                .as_array()?
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(SYSTEM_POOL_NAME))
+                .cloned()
+        };
+        let Some(dp) = pool(desired) else { return };
+        let Some(ap) = pool(actual) else {
+            self.out.push(format!(
                 "properties.agentPoolProfiles: pool {SYSTEM_POOL_NAME} is missing"
             ));
-            return out;
+            return;
         };
         let autoscale = dp.get("enableAutoScaling") == Some(&Value::Bool(true));
         let mut fields = vec![
@@ -272,10 +281,9 @@ pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
                 a
             };
             let path = format!("properties.agentPoolProfiles[{SYSTEM_POOL_NAME}].{f}");
-            cmp(&path, d, a, ci);
+            self.cmp(&path, d, a, ci);
         }
     }
-    out
 }
 
 /// The fields of `desired` that cannot change on an existing cluster, among those [`drift`]
