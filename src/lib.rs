@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod github;
+pub mod http;
 pub mod kube;
 pub mod names;
 pub mod plan;

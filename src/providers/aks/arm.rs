@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
@@ -105,7 +105,7 @@ impl ArmResponse {
 
     /// `Retry-After` in seconds or as an HTTP date, as a wait from now.
     pub fn retry_after(&self) -> Option<Duration> {
-        parse_retry_after(self.header("retry-after")?, SystemTime::now())
+        crate::http::parse_retry_after(self.header("retry-after")?, SystemTime::now())
     }
 
     /// The entity tag, from the `ETag` header or the body's `etag`/`eTag`.
@@ -174,16 +174,6 @@ impl ArmResponse {
         .iter()
         .any(|k| text.contains(k))
     }
-}
-
-/// Seconds (`120`) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`), as a wait from `now`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// A failed attempt, as backon sees it.
@@ -300,11 +290,7 @@ impl ArmClient {
         operation: &str,
     ) -> Result<ArmResponse, ProviderError> {
         let t = self.timing;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(t.retry_min)
-            .with_max_delay(t.retry_max)
-            .with_max_times(t.retry_times)
-            .with_jitter();
+        let backoff = crate::http::backoff(t.retry_min, t.retry_max, t.retry_times);
         let cap = t.retry_after_cap;
         let result = (|| self.once(method.clone(), url, body, headers))
             .retry(backoff)
@@ -797,21 +783,6 @@ mod tests {
             headers: h,
             body,
         }
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
