@@ -33,9 +33,9 @@ use arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state}
 use cloud::CloudEndpoints;
 use credentials::CredentialChain;
 
-/// The swagger validator shared with the fake ARM server of the integration tests.
+/// The swagger validator, for the unit tests here and the fake ARM server of the integration
+/// tests (which includes this file).
 #[cfg(test)]
-#[path = "../../../tests/it/common/fake_arm/swagger.rs"]
 pub(crate) mod swagger;
 
 /// `AZURE_SUBSCRIPTION_ID` overrides the environment file's subscription.

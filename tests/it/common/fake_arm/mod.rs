@@ -19,6 +19,7 @@
 
 pub mod dns;
 pub mod identity;
+#[path = "../../../../src/providers/aks/swagger.rs"]
 pub mod swagger;
 
 use std::collections::BTreeMap;
