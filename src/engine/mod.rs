@@ -48,6 +48,9 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Lease(#[from] lease::LeaseError),
+    /// GitHub reporting cannot be set up: no token, no repository, a bad SHA or setting.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// A step of a pipeline failed.
     #[error("step {step} failed")]
     Step {
@@ -76,7 +79,8 @@ impl EngineError {
         match self {
             EngineError::Invalid(_)
             | EngineError::NotFound { .. }
-            | EngineError::LimitReached { .. } => Usage,
+            | EngineError::LimitReached { .. }
+            | EngineError::GitHub(_) => Usage,
             EngineError::Lease(lease::LeaseError::Store(e)) => e.exit_status(),
             EngineError::Lease(_) => LeaseHeld,
             EngineError::Step { source, .. } => source.exit_status(),
