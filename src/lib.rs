@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod github;
+pub mod http;
 pub mod kube;
 pub mod names;
 pub mod plan;
@@ -20,7 +21,8 @@ pub mod record;
 pub mod slack;
 pub mod templates;
 
-pub use error::{Error, ExitStatus};
+pub use engine::Error;
+pub use error::ExitStatus;
 
 /// The version stamped on every record ephemera writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::addons::{Catalog, ResolvedAddon, ingress_exports};
-use crate::config::{CanaryStep, Environment, IngressImplementation, Loaded, render_host};
+use crate::config::{CanaryStep, Environment, IngressImplementation, Loaded};
 use crate::names::{EnvName, ImageRef, NameError, Untrusted};
 use crate::providers::{ProviderError, ProviderPlan, plan_request};
 use crate::record::Record;
@@ -23,8 +23,7 @@ use crate::templates::Renderer;
 
 /// The directory of app templates, relative to `templates/`.
 pub const APP_TEMPLATES: &str = "app/";
-/// What stands for the load balancer's IP in a host that needs it, until `up` knows it.
-pub const PENDING_IP: &str = "<load-balancer-ip>";
+pub use crate::config::host::PENDING_IP;
 /// Let's Encrypt issues at most this many certificates per registered domain per week.
 pub const LETSENCRYPT_CERTS_PER_DOMAIN_PER_WEEK: u32 = 50;
 /// ...and at most this many for the same set of names per week.
@@ -44,6 +43,27 @@ pub enum PlanError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Template(#[from] crate::templates::TemplateError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Addon(#[from] crate::addons::AddonError),
+}
+
+impl PlanError {
+    /// The exit status: bad input for planning's own errors, else the wrapped error's.
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        match self {
+            PlanError::Provider(e) => e.exit_status(),
+            PlanError::Addon(e) => e.exit_status(),
+            _ => crate::ExitStatus::Usage,
+        }
+    }
 }
 
 /// Where the plan's "now" came from. `plan` never reads the clock, so its output is the same on
@@ -255,7 +275,7 @@ pub fn plan(
     loaded: &Loaded,
     input: &PlanInput,
     renderer: &Arc<Renderer>,
-) -> Result<Plan, crate::Error> {
+) -> Result<Plan, PlanError> {
     let env = &loaded.env;
     let name = input.name.as_str();
     let ttl = input.ttl.unwrap_or_else(|| env.ttl_duration());
@@ -293,7 +313,7 @@ pub fn plan(
     };
 
     let provider = plan_request(env, name, &record, renderer).map_err(|e| match e {
-        ProviderError::Config(m) => crate::Error::Config(loaded.source.locate(&m)),
+        ProviderError::Config(m) => PlanError::Config(loaded.source.locate(&m)),
         other => other.into(),
     })?;
 
@@ -302,7 +322,7 @@ pub fn plan(
         .resolve(&env.addons, env.provider.kind())
         .map_err(|e| match &e {
             crate::addons::AddonError::UnknownVersion { addon, .. } => {
-                crate::Error::Config(loaded.source.error(
+                PlanError::Config(loaded.source.error(
                     &format!("addons.{}.version", addon_field(addon)),
                     e.to_string(),
                 ))
@@ -363,22 +383,8 @@ fn host(
     name: &str,
     pr: Option<u64>,
 ) -> Result<(String, Option<String>), String> {
-    let (ip, pending) = match env.provider {
-        crate::config::ProviderConfig::Aks(_) if env.host_needs_ip() => (
-            PENDING_IP,
-            Some(format!(
-                "no base domain, so the host uses wildcard DNS ({}) and the ingress load balancer's IP, which exists \
-                 only once up has created it; up renders the host then",
-                env.routing.wildcard_dns
-            )),
-        ),
-        _ => ("127.0.0.1", None),
-    };
-    let host = render_host(env.host_pattern(), &env.host_variables(name, pr, ip))?;
-    if pending.is_none() && !(crate::names::is_dns_name(&host) && host.contains('.')) {
-        return Err(format!("renders {host:?}, which is not a DNS name"));
-    }
-    Ok((host, pending))
+    let h = crate::config::host::preview_host(env, name, pr, None)?;
+    Ok((h.host, h.pending))
 }
 
 /// How the canary's traffic is split: by the ingress through Argo Rollouts' traffic router when
@@ -403,6 +409,57 @@ fn traffic_routing(env: &Environment, addons: &[ResolvedAddon]) -> &'static str 
     }
 }
 
+/// The annotations on every app object: the PR, the image, and the untrusted branch, title and
+/// repository.
+fn annotations(input: &PlanInput) -> Map<String, Value> {
+    let mut annotations = Map::new();
+    if let Some(pr) = input.pr {
+        annotations.insert("ephemera.dev/pr".into(), pr.to_string().into());
+    }
+    annotations.insert(
+        "ephemera.dev/image".into(),
+        input.image.reference.clone().into(),
+    );
+    for (key, v) in [
+        ("ephemera.dev/branch", &input.untrusted.branch),
+        ("ephemera.dev/title", &input.untrusted.title),
+        ("ephemera.dev/repository", &input.untrusted.repository),
+    ] {
+        if let Some(v) = v {
+            annotations.insert(key.into(), v.clone().into());
+        }
+    }
+    annotations
+}
+
+/// The Rollout's canary steps as Argo Rollouts spells them.
+fn canary_steps(steps: &[CanaryStep]) -> Vec<Value> {
+    steps
+        .iter()
+        .map(|s| match s {
+            CanaryStep::SetWeight(w) => json!({ "setWeight": w }),
+            CanaryStep::Pause(p) => match &p.duration {
+                Some(d) => json!({ "pause": { "duration": d } }),
+                None => json!({ "pause": {} }),
+            },
+        })
+        .collect()
+}
+
+/// The container's resources: requests and limits, each only when set.
+fn resources(app: &crate::config::App) -> Option<Value> {
+    app.resources.as_ref().map(|r| {
+        let mut m = Map::new();
+        if !r.requests.is_empty() {
+            m.insert("requests".into(), json!(r.requests));
+        }
+        if !r.limits.is_empty() {
+            m.insert("limits".into(), json!(r.limits));
+        }
+        Value::Object(m)
+    })
+}
+
 /// The data every app template sees. Untrusted strings are only in `annotations` and are
 /// rendered through the `yaml` helper like every other value.
 pub fn app_data(
@@ -424,51 +481,15 @@ pub fn app_data(
     let mut pod_labels = selector.clone();
     pod_labels.extend(common);
 
-    let mut annotations = Map::new();
-    if let Some(pr) = input.pr {
-        annotations.insert("ephemera.dev/pr".into(), pr.to_string().into());
-    }
-    annotations.insert(
-        "ephemera.dev/image".into(),
-        input.image.reference.clone().into(),
-    );
-    for (key, v) in [
-        ("ephemera.dev/branch", &input.untrusted.branch),
-        ("ephemera.dev/title", &input.untrusted.title),
-        ("ephemera.dev/repository", &input.untrusted.repository),
-    ] {
-        if let Some(v) = v {
-            annotations.insert(key.into(), v.clone().into());
-        }
-    }
+    let annotations = annotations(input);
 
-    let steps: Vec<Value> = app
-        .canary
-        .steps
-        .iter()
-        .map(|s| match s {
-            CanaryStep::SetWeight(w) => json!({ "setWeight": w }),
-            CanaryStep::Pause(p) => match &p.duration {
-                Some(d) => json!({ "pause": { "duration": d } }),
-                None => json!({ "pause": {} }),
-            },
-        })
-        .collect();
+    let steps = canary_steps(&app.canary.steps);
     let env_vars: Vec<Value> = app
         .env
         .iter()
         .map(|(k, v)| json!({ "name": k, "value": v }))
         .collect();
-    let resources = app.resources.as_ref().map(|r| {
-        let mut m = Map::new();
-        if !r.requests.is_empty() {
-            m.insert("requests".into(), json!(r.requests));
-        }
-        if !r.limits.is_empty() {
-            m.insert("limits".into(), json!(r.limits));
-        }
-        Value::Object(m)
-    });
+    let resources = resources(app);
 
     let ingress = if env.addons.ingress.enabled {
         ingress_exports(addons)
@@ -539,7 +560,7 @@ pub fn app_data(
 ///
 /// # Errors
 /// Template errors, YAML that does not parse, and documents that are not Kubernetes objects.
-pub fn render_app(renderer: &Renderer, data: &Value) -> Result<Vec<Manifest>, crate::Error> {
+pub fn render_app(renderer: &Renderer, data: &Value) -> Result<Vec<Manifest>, PlanError> {
     let mut out = Vec::new();
     for template in renderer.names_under(APP_TEMPLATES) {
         let text = renderer.render(&template, data)?;
@@ -567,8 +588,7 @@ pub fn render_app(renderer: &Renderer, data: &Value) -> Result<Vec<Manifest>, cr
             if m.field("apiVersion").is_empty() || m.field("kind").is_empty() || !named {
                 return Err(bad(
                     "rendered a document without apiVersion, kind and metadata.name".into(),
-                )
-                .into());
+                ));
             }
             out.push(m);
         }
@@ -596,7 +616,7 @@ fn warnings(env: &Environment, addons: &[ResolvedAddon]) -> Vec<String> {
     }
     if let crate::config::ProviderConfig::Aks(aks) = &env.provider
         && aks.dns.as_ref().is_some_and(|d| d.identity.is_none())
-        && crate::dns::tls::dns01_client_id(env).is_some()
+        && crate::config::aks::dns01_client_id(env).is_some()
     {
         w.push(
             "tls: DNS-01 signs in through workload identity, but provider.aks.dns.identity is not set: \
@@ -816,7 +836,7 @@ pub struct Request {
 /// # Errors
 /// Every bad input (file, PR, name, image, untrusted strings, time, TTL, templates) with a
 /// one-line message naming it; then as [`plan`].
-pub fn run(req: &Request) -> Result<Plan, crate::Error> {
+pub fn run(req: &Request) -> Result<Plan, PlanError> {
     let loaded = crate::config::load_with_source(&req.env_file)?;
     let (name, pr) = target(&loaded.env, req.pr.as_deref(), req.name.as_deref())?;
     let image = image(&loaded.env, req.image.as_deref())?;

@@ -118,30 +118,6 @@ impl Renderer {
         })
     }
 
-    /// Renders a template given as a string (for patterns such as the routing host).
-    ///
-    /// # Errors
-    /// Syntax or render errors, named with `what`.
-    pub fn render_inline(
-        &self,
-        what: &str,
-        template: &str,
-        data: &serde_json::Value,
-    ) -> Result<String, TemplateError> {
-        self.hb
-            .render_template(template, data)
-            .map_err(|e| TemplateError::Render {
-                name: what.to_string(),
-                line: None,
-                message: match e.reason() {
-                    RenderErrorReason::MissingVariable(Some(var)) => {
-                        format!("missing variable `{var}`")
-                    }
-                    other => other.to_string(),
-                },
-            })
-    }
-
     /// Whether a template of that name exists.
     pub fn has(&self, name: &str) -> bool {
         self.hb.has_template(name)

@@ -481,32 +481,52 @@ fn is_step_id(s: &str) -> bool {
 }
 
 fn check(file: &str, def: &Definition, renderer: &Renderer) -> Result<(), AddonError> {
-    let err = |field: String, message: &str| {
-        Err(definition_error(file, None, format!("{field}: {message}")))
-    };
+    let checked = check_name(file, def)
+        .and_then(|()| check_versions(def))
+        .and_then(|()| check_values(def))
+        .and_then(|()| check_waits(def))
+        .and_then(|steps| check_overlays(def, renderer, steps));
+    checked.map_err(|(field, message)| definition_error(file, None, format!("{field}: {message}")))
+}
+
+/// A field of a definition and what is wrong with it.
+type Bad = (String, String);
+
+fn bad<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Bad> {
+    Err((field.into(), message.into()))
+}
+
+/// The name matches the directory.
+fn check_name(file: &str, def: &Definition) -> Result<(), Bad> {
     let dir = file
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.strip_suffix(&format!("/{FILE}")))
         .unwrap_or_default();
     if def.name != dir {
-        return err(
-            "name".into(),
-            &format!("{:?} differs from its directory {dir:?}", def.name),
+        return bad(
+            "name",
+            format!("{:?} differs from its directory {dir:?}", def.name),
         );
     }
     if def.versions.is_empty() {
-        return err("versions".into(), "at least one version is required");
+        return bad("versions", "at least one version is required");
     }
+    Ok(())
+}
+
+/// Each version is unique, has https sources with well-formed sums and paths, and has a source
+/// for every provider.
+fn check_versions(def: &Definition) -> Result<(), Bad> {
     let mut seen = BTreeSet::new();
     for (v, version) in def.versions.iter().enumerate() {
         if !seen.insert(version.version.as_str()) {
-            return err(
+            return bad(
                 format!("versions[{v}].version"),
-                &format!("{} appears twice", version.version),
+                format!("{} appears twice", version.version),
             );
         }
         if version.sources.is_empty() {
-            return err(
+            return bad(
                 format!("versions[{v}].sources"),
                 "at least one source is required",
             );
@@ -514,23 +534,23 @@ fn check(file: &str, def: &Definition, renderer: &Renderer) -> Result<(), AddonE
         for (s, source) in version.sources.iter().enumerate() {
             let at = format!("versions[{v}].sources[{s}]");
             if !source.url.starts_with("https://") {
-                return err(format!("{at}.url"), "must be an https URL");
+                return bad(format!("{at}.url"), "must be an https URL");
             }
             if let Some(sum) = &source.sha256
                 && !is_sha256(sum)
             {
-                return err(
+                return bad(
                     format!("{at}.sha256"),
                     "must be 64 lowercase hex digits, or null when unknown",
                 );
             }
             if !is_bundle_path(&source.bundle) {
-                return err(
+                return bad(
                     format!("{at}.bundle"),
                     "must be a relative path inside the bundle, without `.` or `..`",
                 );
             }
-            check_providers(&source.providers).or_else(|m| err(format!("{at}.providers"), &m))?;
+            check_providers(&source.providers).or_else(|m| bad(format!("{at}.providers"), &m))?;
         }
         for provider in PROVIDERS {
             if !version
@@ -538,21 +558,32 @@ fn check(file: &str, def: &Definition, renderer: &Renderer) -> Result<(), AddonE
                 .iter()
                 .any(|s| s.providers.is_empty() || s.providers.iter().any(|p| p == provider))
             {
-                return err(
+                return bad(
                     format!("versions[{v}].sources"),
-                    &format!("no source for provider {provider}"),
+                    format!("no source for provider {provider}"),
                 );
             }
         }
     }
+    Ok(())
+}
+
+/// Per-provider values name known providers.
+fn check_values(def: &Definition) -> Result<(), Bad> {
     for (p, provider) in def.values.providers.keys().enumerate() {
         if !PROVIDERS.contains(&provider.as_str()) {
-            return err(
+            return bad(
                 format!("values.providers[{p}]"),
-                &format!("unknown provider {provider:?}"),
+                format!("unknown provider {provider:?}"),
             );
         }
     }
+    Ok(())
+}
+
+/// Each wait has a unique step id, known providers, an existing `after` overlay and objects.
+/// Returns the step ids taken so far (apply and the waits).
+fn check_waits(def: &Definition) -> Result<BTreeSet<&str>, Bad> {
     let mut steps = BTreeSet::from([APPLY_STEP]);
     let after_overlays: BTreeSet<&str> = def
         .overlays
@@ -562,69 +593,79 @@ fn check(file: &str, def: &Definition, renderer: &Renderer) -> Result<(), AddonE
         .collect();
     for (w, wait) in def.waits.iter().enumerate() {
         if !is_step_id(&wait.id) || !steps.insert(wait.id.as_str()) {
-            return err(
+            return bad(
                 format!("waits[{w}].id"),
-                &format!("{:?} is not a unique step id of [a-z0-9-]", wait.id),
+                format!("{:?} is not a unique step id of [a-z0-9-]", wait.id),
             );
         }
-        check_providers(&wait.providers).or_else(|m| err(format!("waits[{w}].providers"), &m))?;
+        check_providers(&wait.providers).or_else(|m| bad(format!("waits[{w}].providers"), &m))?;
         if let Some(after) = &wait.after
             && !after_overlays.contains(after.as_str())
         {
-            return err(
+            return bad(
                 format!("waits[{w}].after"),
-                &format!("no overlay {after:?} with mode `after`"),
+                format!("no overlay {after:?} with mode `after`"),
             );
         }
         if wait.objects.is_empty() {
-            return err(
+            return bad(
                 format!("waits[{w}].objects"),
                 "at least one object is required",
             );
         }
     }
+    Ok(steps)
+}
+
+/// Each overlay has a unique name (also among the steps), an existing template, known
+/// conditions, and needs only waits that do not wait for it.
+fn check_overlays<'d>(
+    def: &'d Definition,
+    renderer: &Renderer,
+    mut steps: BTreeSet<&'d str>,
+) -> Result<(), Bad> {
     let waits: BTreeSet<&str> = def.waits.iter().map(|w| w.id.as_str()).collect();
     let mut names = BTreeSet::new();
     for (o, overlay) in def.overlays.iter().enumerate() {
         if !is_step_id(&overlay.name) || !names.insert(overlay.name.as_str()) {
-            return err(
+            return bad(
                 format!("overlays[{o}].name"),
-                &format!("{:?} is not a unique name of [a-z0-9-]", overlay.name),
+                format!("{:?} is not a unique name of [a-z0-9-]", overlay.name),
             );
         }
         if overlay.mode == OverlayMode::After && !steps.insert(overlay.name.as_str()) {
-            return err(
+            return bad(
                 format!("overlays[{o}].name"),
-                &format!("{:?} is also a wait id", overlay.name),
+                format!("{:?} is also a wait id", overlay.name),
             );
         }
         if !renderer.has(&overlay.template) {
-            return err(
+            return bad(
                 format!("overlays[{o}].template"),
-                &format!("no template templates/{}", overlay.template),
+                format!("no template templates/{}", overlay.template),
             );
         }
         check_providers(&overlay.when.providers)
-            .or_else(|m| err(format!("overlays[{o}].when.providers"), &m))?;
+            .or_else(|m| bad(format!("overlays[{o}].when.providers"), &m))?;
         for (i, ingress) in overlay.when.ingress.iter().enumerate() {
             if ingress != "gateway-api" && ingress != "ingress-nginx" {
-                return err(
+                return bad(
                     format!("overlays[{o}].when.ingress[{i}]"),
                     "must be gateway-api or ingress-nginx",
                 );
             }
         }
         if overlay.mode == OverlayMode::Patch && !overlay.needs.is_empty() {
-            return err(
+            return bad(
                 format!("overlays[{o}].needs"),
                 "a patch overlay is merged before applying and cannot wait",
             );
         }
         for (n, need) in overlay.needs.iter().enumerate() {
             if !waits.contains(need.as_str()) {
-                return err(
+                return bad(
                     format!("overlays[{o}].needs[{n}]"),
-                    &format!("no wait with id {need:?}"),
+                    format!("no wait with id {need:?}"),
                 );
             }
             if def
@@ -632,9 +673,9 @@ fn check(file: &str, def: &Definition, renderer: &Renderer) -> Result<(), AddonE
                 .iter()
                 .any(|w| w.id == *need && w.after.as_deref() == Some(overlay.name.as_str()))
             {
-                return err(
+                return bad(
                     format!("overlays[{o}].needs[{n}]"),
-                    &format!("wait {need:?} itself waits for this overlay"),
+                    format!("wait {need:?} itself waits for this overlay"),
                 );
             }
         }

@@ -499,55 +499,8 @@ fn add_steps(
     let name = p.addon.name.clone();
     let shared: Shared3 = (applier.clone(), tracker.clone(), ctx.progress.clone());
     let key = |step: &str| (name.clone(), step.to_string());
-    let deps_of_addon: Vec<Step> = p
-        .addon
-        .depends_on
-        .iter()
-        .flat_map(|d| -> Vec<Step> {
-            match &d.step {
-                Some(s) => steps
-                    .get(&(d.addon.clone(), s.clone()))
-                    .cloned()
-                    .into_iter()
-                    .collect(),
-                None => steps
-                    .iter()
-                    .filter(|((a, _), _)| *a == d.addon)
-                    .map(|(_, f)| f.clone())
-                    .collect(),
-            }
-        })
-        .collect();
-
-    // apply
-    let apply_step = {
-        let applier = applier.clone();
-        let tracker = tracker.clone();
-        let progress = ctx.progress.clone();
-        let opts = options(
-            ctx,
-            &p.addon,
-            format!("{} {}", p.addon.name, p.addon.version),
-        );
-        let objects = p.objects.clone();
-        let name = name.clone();
-        async move {
-            if !all_ok(deps_of_addon).await {
-                tracker.fail(
-                    &name,
-                    AddonError::Invalid(format!(
-                        "{name} was not installed: an add-on it depends on failed"
-                    )),
-                    &*progress,
-                );
-                return false;
-            }
-            progress.update(SCOPE, &name, State::Started);
-            apply_and_count(&applier, objects, &opts, &tracker, &name, &*progress).await
-        }
-        .boxed()
-        .shared()
-    };
+    let deps_of_addon = addon_deps(steps, &p);
+    let apply_step = apply_step(&p, deps_of_addon, applier, tracker, ctx);
     steps.insert(key(APPLY_STEP), apply_step.clone());
 
     // after-overlays are created first as placeholders would need cycles; waits that follow an
@@ -612,6 +565,64 @@ fn add_steps(
             break;
         }
     }
+}
+
+/// The steps of other add-ons that `p` depends on: a named step, or all of an add-on's steps.
+fn addon_deps(steps: &BTreeMap<(String, String), Step>, p: &Prepared) -> Vec<Step> {
+    p.addon
+        .depends_on
+        .iter()
+        .flat_map(|d| -> Vec<Step> {
+            match &d.step {
+                Some(s) => steps
+                    .get(&(d.addon.clone(), s.clone()))
+                    .cloned()
+                    .into_iter()
+                    .collect(),
+                None => steps
+                    .iter()
+                    .filter(|((a, _), _)| *a == d.addon)
+                    .map(|(_, f)| f.clone())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The add-on's apply step: once every add-on it depends on is in, apply its objects.
+fn apply_step(
+    p: &Prepared,
+    deps_of_addon: Vec<Step>,
+    applier: &Applier,
+    tracker: &Arc<Tracker>,
+    ctx: &InstallContext<'_>,
+) -> Step {
+    let applier = applier.clone();
+    let tracker = tracker.clone();
+    let progress = ctx.progress.clone();
+    let opts = options(
+        ctx,
+        &p.addon,
+        format!("{} {}", p.addon.name, p.addon.version),
+    );
+    let objects = p.objects.clone();
+    let name = p.addon.name.clone();
+    async move {
+        if !all_ok(deps_of_addon).await {
+            tracker.fail(
+                &name,
+                AddonError::Invalid(format!(
+                    "{name} was not installed: an add-on it depends on failed"
+                )),
+                &*progress,
+            );
+            return false;
+        }
+        progress.update(SCOPE, &name, State::Started);
+        apply_and_count(&applier, objects, &opts, &tracker, &name, &*progress).await
+    }
+    .boxed()
+    .shared()
 }
 
 /// Applies one step's objects and records the outcome on the add-on.

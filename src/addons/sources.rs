@@ -430,11 +430,7 @@ async fn download(what: &str, url: &str, https_only: bool) -> Result<Vec<u8>, Ad
         }
         Ok(body.to_vec())
     };
-    let backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(4)
-        .with_jitter();
+    let backoff = crate::http::backoff(Duration::from_millis(200), Duration::from_secs(5), 4);
     attempt
         .retry(backoff)
         .when(|f| matches!(f, Failure::Transient(_)))

@@ -44,7 +44,8 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
                 templates: settings.templates.clone(),
                 resolve_secrets: true,
                 ..Default::default()
-            })?;
+            })
+            .map_err(ephemera::Error::from)?;
             let wanted = ephemera::app::registry::secret_name(&app);
             plan.manifests
                 .into_iter()

@@ -219,9 +219,10 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
     } else if err.is::<config::ConfigError>()
         || err.is::<names::NameError>()
         || err.is::<templates::TemplateError>()
-        || err.is::<plan::PlanError>()
     {
         ExitStatus::Usage
+    } else if let Some(e) = err.downcast_ref::<plan::PlanError>() {
+        e.exit_status()
     } else if let Some(e) = err.downcast_ref::<providers::ProviderError>() {
         e.exit_status()
     } else if let Some(e) = err.downcast_ref::<kube::KubeError>() {

@@ -28,7 +28,7 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let request = args.input.request(args.now, settings);
-    let plan = ephemera::plan::run(&request)?;
+    let plan = ephemera::plan::run(&request).map_err(ephemera::Error::from)?;
     for w in &plan.warnings {
         printer.warn(w);
     }

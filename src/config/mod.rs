@@ -9,7 +9,9 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod aks;
 pub mod duration;
+pub mod host;
 mod positions;
 mod registry;
 pub mod schema;

@@ -163,16 +163,13 @@ fn aks(a: &AksConfig) -> Check {
     // group names) mention it; they are skipped here and made with the real name by `plan` and
     // `up`.
     const SAMPLE: &str = "pr-1";
-    match crate::providers::aks::spec::validate(a, SAMPLE) {
+    match super::aks::validate(a, SAMPLE) {
         Ok(()) => Ok(()),
-        Err(e) => {
-            let text = e.to_string();
-            match text.split_once(": ") {
-                _ if text.contains(SAMPLE) => Ok(()),
-                Some((path, message)) if path.starts_with(p) => fail(path, message),
-                _ => fail(p, text),
-            }
-        }
+        Err(text) => match text.split_once(": ") {
+            _ if text.contains(SAMPLE) => Ok(()),
+            Some((path, message)) if path.starts_with(p) => fail(path, message),
+            _ => fail(p, text),
+        },
     }
 }
 
@@ -319,6 +316,23 @@ fn app(env: &Environment) -> Check {
             format!("{:?} must be a path starting with /", a.health_path),
         );
     }
+    app_env(a)?;
+    app_resources(a)?;
+    canary(&a.canary)?;
+    if !env.addons.argo_rollouts.enabled {
+        return fail(
+            "addons.argoRollouts.enabled",
+            "the app is delivered as an Argo Rollout, so argo-rollouts must be enabled",
+        );
+    }
+    match &a.gitops {
+        Some(g) => gitops(env, g),
+        None => Ok(()),
+    }
+}
+
+/// `app.env`: variable names and values without control characters.
+fn app_env(a: &App) -> Check {
     for (k, v) in &a.env {
         let first_ok =
             k.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '_' | '-' | '.'));
@@ -339,6 +353,11 @@ fn app(env: &Environment) -> Check {
             );
         }
     }
+    Ok(())
+}
+
+/// `app.resources`: known resource names and quantities.
+fn app_resources(a: &App) -> Check {
     if let Some(r) = &a.resources {
         for (section, m) in [("requests", &r.requests), ("limits", &r.limits)] {
             for (k, v) in m {
@@ -358,44 +377,40 @@ fn app(env: &Environment) -> Check {
             }
         }
     }
-    canary(&a.canary)?;
-    if !env.addons.argo_rollouts.enabled {
+    Ok(())
+}
+
+/// `app.gitops`: Argo CD enabled, a git URL, a relative path, a revision and a parameter name.
+fn gitops(env: &Environment, g: &GitOps) -> Check {
+    if !env.addons.argo_cd.enabled {
         return fail(
-            "addons.argoRollouts.enabled",
-            "the app is delivered as an Argo Rollout, so argo-rollouts must be enabled",
+            "app.gitops",
+            "GitOps mode needs addons.argoCd.enabled: true",
         );
     }
-    if let Some(g) = &a.gitops {
-        if !env.addons.argo_cd.enabled {
-            return fail(
-                "app.gitops",
-                "GitOps mode needs addons.argoCd.enabled: true",
-            );
-        }
-        if !(is_url(&g.repo_url, &["https", "ssh", "http"]) || g.repo_url.starts_with("git@")) {
-            return fail(
-                "app.gitops.repoUrl",
-                format!(
-                    "{:?} is not a git URL (https://, ssh:// or git@)",
-                    g.repo_url
-                ),
-            );
-        }
-        if g.path.is_empty() || g.path.starts_with('/') || g.path.split('/').any(|s| s == "..") {
-            return fail(
-                "app.gitops.path",
-                format!("{:?} must be a relative path inside the repository", g.path),
-            );
-        }
-        if g.target_revision.is_empty() {
-            return fail("app.gitops.targetRevision", "must not be empty");
-        }
-        if g.image_parameter.is_empty() || g.image_parameter.chars().any(char::is_whitespace) {
-            return fail(
-                "app.gitops.imageParameter",
-                format!("{:?} is not a parameter name", g.image_parameter),
-            );
-        }
+    if !(is_url(&g.repo_url, &["https", "ssh", "http"]) || g.repo_url.starts_with("git@")) {
+        return fail(
+            "app.gitops.repoUrl",
+            format!(
+                "{:?} is not a git URL (https://, ssh:// or git@)",
+                g.repo_url
+            ),
+        );
+    }
+    if g.path.is_empty() || g.path.starts_with('/') || g.path.split('/').any(|s| s == "..") {
+        return fail(
+            "app.gitops.path",
+            format!("{:?} must be a relative path inside the repository", g.path),
+        );
+    }
+    if g.target_revision.is_empty() {
+        return fail("app.gitops.targetRevision", "must not be empty");
+    }
+    if g.image_parameter.is_empty() || g.image_parameter.chars().any(char::is_whitespace) {
+        return fail(
+            "app.gitops.imageParameter",
+            format!("{:?} is not a parameter name", g.image_parameter),
+        );
     }
     Ok(())
 }
@@ -469,31 +484,22 @@ fn routing(env: &Environment) -> Check {
         );
     }
     // A sample rendering catches unknown variables and hosts that are not DNS names.
-    let host = match render_host(
-        env.host_pattern(),
-        &env.host_variables("pr-1", Some(1), "127.0.0.1"),
-    ) {
-        Ok(h) => h,
-        Err(m) => return fail("routing.host", m),
-    };
-    if !is_dns_name(&host) || !host.contains('.') {
-        return fail(
-            "routing.host",
-            format!("renders {host:?}, which is not a DNS name"),
-        );
+    let sample_ip = std::net::Ipv4Addr::LOCALHOST;
+    match super::host::render_preview_host(env, "pr-1", Some(1), Some(sample_ip)) {
+        Ok(_) => Ok(()),
+        Err(m) => fail("routing.host", m),
     }
-    Ok(())
 }
 
 fn tls(env: &Environment) -> Check {
     if let ProviderConfig::Aks(AksConfig { dns: Some(z), .. }) = &env.provider
         && let Some(id) = &z.identity
     {
-        if let Err(m) = crate::dns::identity::check_identity_id(id) {
+        if let Err(m) = super::aks::check_identity_id(id) {
             let m = m.strip_prefix("provider.aks.dns.identity: ").unwrap_or(&m);
             return fail("provider.aks.dns.identity", m);
         }
-        if crate::dns::tls::dns01_client_id(env).is_none() {
+        if super::aks::dns01_client_id(env).is_none() {
             return fail(
                 "provider.aks.dns.identity",
                 "needs addons.certManager.values.azureDNS.clientID, the identity's client id, which cert-manager signs in with",

@@ -450,21 +450,7 @@ impl AzureDns {
         address: &LbAddress,
         env_name: &str,
     ) -> Result<EnsuredRecord, DnsError> {
-        let (kind, target) = match address {
-            LbAddress::Ip(std::net::IpAddr::V4(ip)) => (RecordKind::A, ip.to_string()),
-            LbAddress::Hostname(h) => (
-                RecordKind::Cname,
-                h.trim_end_matches('.').to_ascii_lowercase(),
-            ),
-            LbAddress::Ip(ip) => {
-                return Err(DnsError::Address {
-                    object: format!("the load balancer of {env_name}"),
-                    message: format!(
-                        "has only the IPv6 address {ip}; preview hosts get A or CNAME records"
-                    ),
-                });
-            }
-        };
+        let (kind, target) = record_target(address, env_name)?;
         self.arm.new_pass().await;
         let name = self.record_name(host)?;
         let what = self.what(kind, &name);
@@ -505,12 +491,7 @@ impl AzureDns {
                         });
                     }
                     let Some(etag) = r.etag.clone() else {
-                        return Err(DnsError::Arm(ProviderError::Api {
-                            operation: format!("reading {what}"),
-                            status: 200,
-                            code: "MissingEtag".into(),
-                            message: "the record set has no etag to update it safely".into(),
-                        }));
+                        return Err(missing_etag(&what));
                     };
                     (
                         ("if-match", etag),
@@ -775,7 +756,7 @@ impl AzureDns {
                     }
                     Ok(Deletion::AlreadyGone) => "already-gone".into(),
                     Ok(Deletion::Changed) => "changed-since-listed".into(),
-                    Err(e) => format!("failed: {}", crate::engine::chain(&e)),
+                    Err(e) => format!("failed: {}", crate::error::chain(&e)),
                 }
             };
             out.push(Swept {
@@ -823,6 +804,37 @@ fn invalid(op: &str, r: &ArmResponse, message: &str) -> DnsError {
         status: r.status.as_u16(),
         code: "InvalidResponse".into(),
         message: message.into(),
+    })
+}
+
+/// The record type and target for the load balancer's address: A for IPv4, CNAME for a
+/// hostname.
+///
+/// # Errors
+/// [`DnsError::Address`] for an IPv6 address.
+fn record_target(address: &LbAddress, env_name: &str) -> Result<(RecordKind, String), DnsError> {
+    match address {
+        LbAddress::Ip(std::net::IpAddr::V4(ip)) => Ok((RecordKind::A, ip.to_string())),
+        LbAddress::Hostname(h) => Ok((
+            RecordKind::Cname,
+            h.trim_end_matches('.').to_ascii_lowercase(),
+        )),
+        LbAddress::Ip(ip) => Err(DnsError::Address {
+            object: format!("the load balancer of {env_name}"),
+            message: format!(
+                "has only the IPv6 address {ip}; preview hosts get A or CNAME records"
+            ),
+        }),
+    }
+}
+
+/// A record set that came without the etag an update must carry.
+fn missing_etag(what: &str) -> DnsError {
+    DnsError::Arm(ProviderError::Api {
+        operation: format!("reading {what}"),
+        status: 200,
+        code: "MissingEtag".into(),
+        message: "the record set has no etag to update it safely".into(),
     })
 }
 

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::DnsError;
+pub use crate::config::aks::check_identity_id;
 use crate::config::{AksConfig, Environment, ProviderConfig};
 use crate::providers::ProviderError;
 use crate::providers::aks::Timing;
@@ -49,35 +50,6 @@ impl std::fmt::Debug for FederatedCredentials {
         f.debug_struct("FederatedCredentials")
             .field("identity", &self.identity)
             .finish_non_exhaustive()
-    }
-}
-
-/// Checks a user-assigned identity's resource id; the message starts with the field path.
-///
-/// # Errors
-/// Anything but `/subscriptions/<id>/resourceGroups/<group>/providers/
-/// Microsoft.ManagedIdentity/userAssignedIdentities/<name>`.
-pub fn check_identity_id(id: &str) -> Result<(), String> {
-    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
-    let ok = id.starts_with('/')
-        && parts.len() == 8
-        && parts[0].eq_ignore_ascii_case("subscriptions")
-        && parts[2].eq_ignore_ascii_case("resourceGroups")
-        && parts[4].eq_ignore_ascii_case("providers")
-        && parts[5].eq_ignore_ascii_case("Microsoft.ManagedIdentity")
-        && parts[6].eq_ignore_ascii_case("userAssignedIdentities")
-        && [parts[1], parts[3], parts[7]].iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "provider.aks.dns.identity: {id:?} is not the resource id of a user-assigned managed identity \
-             (/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)"
-        ))
     }
 }
 

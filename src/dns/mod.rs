@@ -17,10 +17,10 @@
 
 pub mod address;
 pub mod azure;
-pub mod host;
 pub mod identity;
 pub mod tls;
 
+pub use crate::config::host;
 pub use address::{AddressSource, LbAddress, wait_for_address};
 pub use azure::{AzureDns, DnsRecord, RecordKind, RecordOutcome, orphans};
 pub use host::{PreviewHost, preview_host, url_for};

@@ -27,6 +27,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
 use super::DnsError;
+pub use crate::config::aks::dns01_client_id;
 use crate::config::{Environment, Issuer, ProviderConfig};
 use crate::kube::KubeError;
 use crate::kube::manifest::{conditions, to_value};
@@ -165,18 +166,6 @@ pub fn check(env: &Environment) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The client id of the managed identity cert-manager uses for DNS-01, from
-/// `addons.certManager.values.azureDNS.clientID`.
-pub fn dns01_client_id(env: &Environment) -> Option<&str> {
-    env.addons
-        .cert_manager
-        .values
-        .get("azureDNS")?
-        .get("clientID")?
-        .as_str()
-        .filter(|s| !s.is_empty())
 }
 
 /// The DNS-01 solver settings for the ClusterIssuer (`tls.dns01` in the cert-manager add-on's
@@ -370,25 +359,7 @@ pub async fn seed_wildcard_secret(
     else {
         return Ok(false);
     };
-    let c = to_value(&c);
-    let renew_at = c
-        .pointer("/status/renewalTime")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-    let margin = jiff::SignedDuration::try_from(SEED_MARGIN).unwrap_or_default();
-    let fresh = renew_at.is_some_and(|t| {
-        jiff::Timestamp::now()
-            .checked_add(margin)
-            .is_ok_and(|soon| t > soon)
-    });
-    let same_issuer = c
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            ISSUER_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        == Some(issuer_label(issuer));
-    if !(condition_true("Ready").matches(Some(&c)) && fresh && same_issuer) {
+    if !reusable(&to_value(&c), issuer) {
         return Ok(false);
     }
     let from: Api<Secret> = Api::namespaced(source.clone(), CERTS_NAMESPACE);
@@ -410,23 +381,7 @@ pub async fn seed_wildcard_secret(
     {
         return Ok(false);
     }
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.clone());
-    let ns = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": { "name": CERTS_NAMESPACE, "labels": {
-            crate::labels::MANAGED_BY: crate::MANAGER,
-            crate::labels::COMPONENT: COMPONENT,
-        }},
-    });
-    namespaces
-        .patch(
-            CERTS_NAMESPACE,
-            &PatchParams::apply(crate::MANAGER),
-            &Patch::Apply(&ns),
-        )
-        .await
-        .map_err(|e| DnsError::kube(format!("creating namespace {CERTS_NAMESPACE}"), e))?;
+    ensure_certs_namespace(target).await?;
     // cert-manager's own annotations (issuer, names, certificate name) make it adopt the Secret.
     let annotations: BTreeMap<String, String> = secret
         .metadata
@@ -463,6 +418,51 @@ pub async fn seed_wildcard_secret(
         cert.zone
     );
     Ok(true)
+}
+
+/// Whether the source's wildcard Certificate `c` can be copied: Ready, not due for renewal within
+/// [`SEED_MARGIN`], and issued by the same issuer.
+fn reusable(c: &Value, issuer: Issuer) -> bool {
+    let renew_at = c
+        .pointer("/status/renewalTime")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let margin = jiff::SignedDuration::try_from(SEED_MARGIN).unwrap_or_default();
+    let fresh = renew_at.is_some_and(|t| {
+        jiff::Timestamp::now()
+            .checked_add(margin)
+            .is_ok_and(|soon| t > soon)
+    });
+    let same_issuer = c
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            ISSUER_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        == Some(issuer_label(issuer));
+    condition_true("Ready").matches(Some(c)) && fresh && same_issuer
+}
+
+/// The namespace the wildcard Secret lives in, on the target cluster.
+async fn ensure_certs_namespace(target: &::kube::Client) -> Result<(), DnsError> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.clone());
+    let ns = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": { "name": CERTS_NAMESPACE, "labels": {
+            crate::labels::MANAGED_BY: crate::MANAGER,
+            crate::labels::COMPONENT: COMPONENT,
+        }},
+    });
+    namespaces
+        .patch(
+            CERTS_NAMESPACE,
+            &PatchParams::apply(crate::MANAGER),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .map_err(|e| DnsError::kube(format!("creating namespace {CERTS_NAMESPACE}"), e))?;
+    Ok(())
 }
 
 /// A Certificate is Ready; issuance that cert-manager reports failed fails the wait.

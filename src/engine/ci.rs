@@ -43,8 +43,7 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 fn delimiter() -> String {
-    use rand::Rng;
-    let n: u128 = rand::rng().random();
+    let n: u128 = rand::random();
     format!("ephemera_{n:032x}")
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod ci;
 pub mod down;
+mod error;
 pub mod gc;
 mod guard;
 pub mod inventory;
@@ -17,7 +18,9 @@ mod runner;
 mod teardown;
 pub mod up;
 
+pub use crate::error::chain;
 pub use down::{DownOptions, DownReport, down};
+pub use error::Error;
 pub use inventory::{
     ExtendOptions, GcOptions, GcReport, ListOptions, StatusReport, extend, gc, list, renew, status,
 };
@@ -44,6 +47,9 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Lease(#[from] lease::LeaseError),
+    /// GitHub reporting cannot be set up: no token, no repository, a bad SHA or setting.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// A step of a pipeline failed.
     #[error("step {step} failed")]
     Step {
@@ -72,7 +78,8 @@ impl EngineError {
         match self {
             EngineError::Invalid(_)
             | EngineError::NotFound { .. }
-            | EngineError::LimitReached { .. } => Usage,
+            | EngineError::LimitReached { .. }
+            | EngineError::GitHub(_) => Usage,
             EngineError::Lease(lease::LeaseError::Store(e)) => e.exit_status(),
             EngineError::Lease(_) => LeaseHeld,
             EngineError::Step { source, .. } => source.exit_status(),
@@ -91,18 +98,6 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub seconds: f64,
-}
-
-/// An error and its causes, joined with `: `.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Where `up` writes an environment's kubeconfig when `--kubeconfig` is not given:

@@ -264,19 +264,19 @@ impl<'p> Runner<'p> {
 
 /// A pipeline's declared steps, and how far a run is through them. A step may be left out, and
 /// a name may be declared twice (for a step that runs in one of two places).
-struct Order {
+pub(crate) struct Order {
     steps: &'static [&'static str],
     /// Index in `steps` after the last step that ran.
     next: usize,
 }
 
 impl Order {
-    fn new(steps: &'static [&'static str]) -> Self {
+    pub(crate) fn new(steps: &'static [&'static str]) -> Self {
         Order { steps, next: 0 }
     }
 
     /// Moves past the next declaration of `name`; false when none is left.
-    fn advance(&mut self, name: &str) -> bool {
+    pub(crate) fn advance(&mut self, name: &str) -> bool {
         match self.steps[self.next..].iter().position(|s| *s == name) {
             Some(i) => {
                 self.next += i + 1;
@@ -371,56 +371,4 @@ fn secs(t0: Instant) -> f64 {
 
 fn first_line(e: &dyn std::error::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Order;
-    use crate::engine::up::steps::STEPS;
-
-    fn runs_in_order(steps: &[&str]) -> bool {
-        let mut order = Order::new(&STEPS);
-        steps.iter().all(|s| order.advance(s))
-    }
-
-    #[test]
-    fn the_runs_of_up_follow_its_declared_order_and_a_misplaced_step_does_not() {
-        // A rerun on the fast path, a local run, and an AKS run with a zone and an identity.
-        assert!(runs_in_order(&[
-            "cluster",
-            "kubeconfig",
-            "addons",
-            "app",
-            "report"
-        ]));
-        assert!(runs_in_order(&[
-            "cluster",
-            "kubeconfig",
-            "addons",
-            "dns",
-            "certificate",
-            "app",
-            "report"
-        ]));
-        assert!(runs_in_order(&[
-            "cluster",
-            "kubeconfig",
-            "identity",
-            "addons",
-            "dns",
-            "app",
-            "certificate",
-            "report"
-        ]));
-        assert!(!runs_in_order(&["cluster", "kubeconfig", "app", "addons"]));
-        assert!(!runs_in_order(&["kubeconfig", "cluster"]));
-        assert!(!runs_in_order(&[
-            "cluster",
-            "certificate",
-            "app",
-            "certificate",
-            "certificate"
-        ]));
-        assert!(!runs_in_order(&["cluster", "rollout"]));
-    }
 }

@@ -125,7 +125,7 @@ impl Warning {
     }
 
     fn from_error(what: &'static str, doing: &str, e: &GitHubError) -> Self {
-        Warning::new(what, format!("{doing}: {}", crate::engine::chain(e)))
+        Warning::new(what, format!("{doing}: {}", crate::error::chain(e)))
     }
 }
 

@@ -58,7 +58,7 @@ impl Reporter {
             settings.token.clone(),
             settings.retry,
         )
-        .map_err(|e| crate::engine::chain(&e));
+        .map_err(|e| crate::error::chain(&e));
         Reporter {
             settings,
             client,

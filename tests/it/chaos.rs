@@ -18,7 +18,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
 use crate::common::fake_arm::{Config, FakeArm};

@@ -115,7 +115,7 @@ pub async fn down(
     let env = crate::config::load(&opts.env_file)?;
     let (name, pr) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
     let github = crate::github::Settings::from_env(env.github.as_ref(), opts.github)
-        .map_err(|e| super::EngineError::Invalid(super::chain(&e)))?;
+        .map_err(super::EngineError::from)?;
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
     let started = std::time::Instant::now();

@@ -104,10 +104,9 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
         tracing::warn!("{w}");
     }
     let github = crate::github::Settings::from_env(env.github.as_ref(), opts.github)
-        .map_err(|e| EngineError::Invalid(super::chain(&e)))?;
+        .map_err(EngineError::from)?;
     if let Some(sha) = &opts.sha {
-        crate::github::check_sha("--sha", sha)
-            .map_err(|e| EngineError::Invalid(super::chain(&e)))?;
+        crate::github::check_sha("--sha", sha).map_err(EngineError::from)?;
     }
     let provider = AnyProvider::from_env(
         env,

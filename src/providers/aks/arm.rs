@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
@@ -105,7 +105,7 @@ impl ArmResponse {
 
     /// `Retry-After` in seconds or as an HTTP date, as a wait from now.
     pub fn retry_after(&self) -> Option<Duration> {
-        parse_retry_after(self.header("retry-after")?, SystemTime::now())
+        crate::http::parse_retry_after(self.header("retry-after")?, SystemTime::now())
     }
 
     /// The entity tag, from the `ETag` header or the body's `etag`/`eTag`.
@@ -174,16 +174,6 @@ impl ArmResponse {
         .iter()
         .any(|k| text.contains(k))
     }
-}
-
-/// Seconds (`120`) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`), as a wait from `now`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// A failed attempt, as backon sees it.
@@ -300,11 +290,7 @@ impl ArmClient {
         operation: &str,
     ) -> Result<ArmResponse, ProviderError> {
         let t = self.timing;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(t.retry_min)
-            .with_max_delay(t.retry_max)
-            .with_max_times(t.retry_times)
-            .with_jitter();
+        let backoff = crate::http::backoff(t.retry_min, t.retry_max, t.retry_times);
         let cap = t.retry_after_cap;
         let result = (|| self.once(method.clone(), url, body, headers))
             .retry(backoff)
@@ -334,13 +320,15 @@ impl ArmClient {
         }
     }
 
-    async fn once(
+    /// One signed request: the token, the request id, ephemera's user agent, `headers` and the
+    /// JSON `body`. Returns the request and its id.
+    async fn request(
         &self,
-        method: Method,
+        method: &Method,
         url: &Url,
         body: Option<&Value>,
         headers: &[(&'static str, String)],
-    ) -> Result<ArmResponse, Attempt> {
+    ) -> Result<(reqwest::RequestBuilder, String), Attempt> {
         let token = self.token().await.map_err(Attempt::Fatal)?;
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| {
@@ -372,6 +360,17 @@ impl ArmClient {
         if let Some(b) = body {
             req = req.json(b);
         }
+        Ok((req, request_id))
+    }
+
+    async fn once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<ArmResponse, Attempt> {
+        let (req, request_id) = self.request(&method, url, body, headers).await?;
         tracing::debug!(%method, url = %url.path(), request_id, "ARM request");
         let resp = match req.send().await {
             Ok(r) => r,
@@ -405,12 +404,7 @@ impl ArmClient {
                 });
             }
         };
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let body = answer_body(&bytes);
         let r = ArmResponse {
             status,
             headers,
@@ -731,20 +725,19 @@ pub fn provisioning_state(body: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// An answer's body: JSON, else its text as a JSON string; null when empty.
+fn answer_body(bytes: &[u8]) -> Value {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
 /// A UUID v4 in text form, for `x-ms-client-request-id`.
 fn client_request_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// A reqwest error with its causes on one line (reqwest's own text hides the cause).
@@ -790,21 +783,6 @@ mod tests {
             headers: h,
             body,
         }
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

@@ -33,9 +33,9 @@ use arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state}
 use cloud::CloudEndpoints;
 use credentials::CredentialChain;
 
-/// The swagger validator shared with the fake ARM server of the integration tests.
+/// The swagger validator, for the unit tests here and the fake ARM server of the integration
+/// tests (which includes this file).
 #[cfg(test)]
-#[path = "../../../tests/it/common/fake_arm/swagger.rs"]
 pub(crate) mod swagger;
 
 /// `AZURE_SUBSCRIPTION_ID` overrides the environment file's subscription.
@@ -499,38 +499,9 @@ impl Aks {
             if r.status == StatusCode::NOT_FOUND {
                 tracing::info!("creating {what} in {}", self.resource_group(name));
                 attempted = true;
-                let put = self
-                    .put_cluster(
-                        &url,
-                        &desired,
-                        ("if-none-match", "*".into()),
-                        &format!("creating {what}"),
-                    )
+                created |= self
+                    .create_cluster(&url, &desired, &what, &op, deadline)
                     .await?;
-                match put.status.as_u16() {
-                    200 | 201 => {
-                        created = true;
-                        if let Err(e) = self
-                            .arm
-                            .wait(&put, &url, false, &format!("creation of {what}"), deadline)
-                            .await
-                        {
-                            // A deletion may have cut the creation short (Canceled, or the
-                            // operation gone with the cluster): that is no failure of ours.
-                            if self.being_deleted(&url, &op).await {
-                                return Err(ProviderError::DeletedMeanwhile(what));
-                            }
-                            return Err(e);
-                        }
-                    }
-                    // Created between our GET and PUT (by someone else, or by our own PUT
-                    // whose answer was lost): read it again.
-                    412 => {}
-                    409 if put.is_operation_in_progress() => {
-                        self.arm.settle(&url, &what, deadline).await?;
-                    }
-                    _ => return Err(put.into_error(&format!("creating {what}"))),
-                }
                 continue;
             }
             if !r.status.is_success() {
@@ -556,46 +527,17 @@ impl Aks {
                     repaired = true;
                     tracing::warn!("{what} is {state}; putting its spec again to reconcile it");
                     let body = self.update_body(name, &existing, &r.body)?;
-                    let cond = etag.map_or(("if-match", "*".to_string()), |e| ("if-match", e));
-                    let put = self
-                        .put_cluster(&url, &body, cond, &format!("reconciling {what}"))
+                    self.update_cluster(&url, &body, etag, "reconciling", &what, deadline)
                         .await?;
-                    self.after_update(&put, &url, &what, deadline).await?;
                 }
                 State::Failed | State::Canceled => {
-                    let e = r.body.pointer("/properties/status/provisioningError");
-                    let field = |k: &str| {
-                        e.and_then(|e| e.get(k))
-                            .and_then(Value::as_str)
-                            .unwrap_or("Unknown")
-                            .to_string()
-                    };
-                    return Err(ProviderError::OperationFailed {
-                        operation: format!("reconciling {what}"),
-                        status: state,
-                        code: field("code"),
-                        message: field("message"),
-                    });
+                    return Err(provisioning_failed(&r.body, &what, state));
                 }
                 State::Succeeded => {
-                    let power = r
-                        .body
-                        .pointer("/properties/powerState/code")
-                        .and_then(Value::as_str);
-                    if power.is_some_and(|p| p.eq_ignore_ascii_case("Stopped")) {
-                        tracing::info!("{what} is stopped; starting it");
-                        let start_url = self.cluster_url(name, "/start")?;
-                        let s = self
-                            .arm
-                            .send(
-                                Method::POST,
-                                &start_url,
-                                None,
-                                &[],
-                                &format!("starting {what}"),
-                            )
-                            .await?;
-                        self.after_update(&s, &url, &what, deadline).await?;
+                    if self
+                        .start_if_stopped(name, &url, &what, &r.body, deadline)
+                        .await?
+                    {
                         continue;
                     }
                     let body = self.update_body(name, &existing, &r.body)?;
@@ -607,36 +549,115 @@ impl Aks {
                             resource_id: Some(self.resource_id(name)),
                             portal_url: self.portal_url(name),
                             serves_traffic: true,
-                            oidc_issuer: r
-                                .body
-                                .pointer("/properties/oidcIssuerProfile/issuerURL")
-                                .and_then(Value::as_str)
-                                .filter(|u| !u.is_empty())
-                                .map(str::to_string),
+                            oidc_issuer: oidc_issuer(&r.body),
                         });
                     }
                     let fixed = spec::immutable_drift(&drift);
                     if !fixed.is_empty() {
-                        return Err(ProviderError::Config(format!(
-                            "{what} differs from the environment file in fields AKS cannot change ({}); delete the \
-                             environment to recreate it",
-                            fixed
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
+                        return Err(immutable_drift(&what, &fixed));
                     }
                     tracing::info!("updating {what}: {}", drift.join(", "));
-                    let cond = etag.map_or(("if-match", "*".to_string()), |e| ("if-match", e));
-                    let put = self
-                        .put_cluster(&url, &body, cond, &format!("updating {what}"))
+                    self.update_cluster(&url, &body, etag, "updating", &what, deadline)
                         .await?;
-                    self.after_update(&put, &url, &what, deadline).await?;
                 }
             }
         }
         Err(not_converging(&op))
+    }
+
+    /// Creates the cluster with an `if-none-match` PUT and waits for the creation; true when
+    /// this PUT created it. A 412 (made meanwhile, perhaps by our own PUT whose answer was lost)
+    /// or a running operation leaves it to the next read.
+    async fn create_cluster(
+        &self,
+        url: &Url,
+        desired: &Value,
+        what: &str,
+        op: &str,
+        deadline: Deadline,
+    ) -> Result<bool, ProviderError> {
+        let put = self
+            .put_cluster(
+                url,
+                desired,
+                ("if-none-match", "*".into()),
+                &format!("creating {what}"),
+            )
+            .await?;
+        match put.status.as_u16() {
+            200 | 201 => {
+                if let Err(e) = self
+                    .arm
+                    .wait(&put, url, false, &format!("creation of {what}"), deadline)
+                    .await
+                {
+                    // A deletion may have cut the creation short (Canceled, or the
+                    // operation gone with the cluster): that is no failure of ours.
+                    if self.being_deleted(url, op).await {
+                        return Err(ProviderError::DeletedMeanwhile(what.to_string()));
+                    }
+                    return Err(e);
+                }
+                Ok(true)
+            }
+            // Created between our GET and PUT (by someone else, or by our own PUT
+            // whose answer was lost): read it again.
+            412 => Ok(false),
+            409 if put.is_operation_in_progress() => {
+                self.arm.settle(url, what, deadline).await?;
+                Ok(false)
+            }
+            _ => Err(put.into_error(&format!("creating {what}"))),
+        }
+    }
+
+    /// PUTs `body` over the existing cluster, conditional on `etag` (any version without
+    /// one), and waits for the update; `verb` names the operation (`updating`).
+    async fn update_cluster(
+        &self,
+        url: &Url,
+        body: &Value,
+        etag: Option<String>,
+        verb: &str,
+        what: &str,
+        deadline: Deadline,
+    ) -> Result<(), ProviderError> {
+        let cond = etag.map_or(("if-match", "*".to_string()), |e| ("if-match", e));
+        let put = self
+            .put_cluster(url, body, cond, &format!("{verb} {what}"))
+            .await?;
+        self.after_update(&put, url, what, deadline).await
+    }
+
+    /// Starts a stopped cluster and waits for it; false when it is not stopped.
+    async fn start_if_stopped(
+        &self,
+        name: &str,
+        url: &Url,
+        what: &str,
+        body: &Value,
+        deadline: Deadline,
+    ) -> Result<bool, ProviderError> {
+        let power = body
+            .pointer("/properties/powerState/code")
+            .and_then(Value::as_str);
+        if !power.is_some_and(|p| p.eq_ignore_ascii_case("Stopped")) {
+            return Ok(false);
+        }
+        tracing::info!("{what} is stopped; starting it");
+        let start_url = self.cluster_url(name, "/start")?;
+        let s = self
+            .arm
+            .send(
+                Method::POST,
+                &start_url,
+                None,
+                &[],
+                &format!("starting {what}"),
+            )
+            .await?;
+        self.after_update(&s, url, what, deadline).await?;
+        Ok(true)
     }
 
     /// Whether the resource at `url` is gone or being deleted (read failures count as no).
@@ -922,6 +943,44 @@ impl Provider for Aks {
     fn cluster_resource_id(&self, name: &str) -> Option<String> {
         Some(self.resource_id(name))
     }
+}
+
+/// A cluster left Failed or Canceled after one repair, with AKS's own error.
+fn provisioning_failed(body: &Value, what: &str, state: String) -> ProviderError {
+    let e = body.pointer("/properties/status/provisioningError");
+    let field = |k: &str| {
+        e.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown")
+            .to_string()
+    };
+    ProviderError::OperationFailed {
+        operation: format!("reconciling {what}"),
+        status: state,
+        code: field("code"),
+        message: field("message"),
+    }
+}
+
+/// The cluster's OIDC issuer URL, when it has one.
+fn oidc_issuer(body: &Value) -> Option<String> {
+    body.pointer("/properties/oidcIssuerProfile/issuerURL")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+}
+
+/// The cluster differs in fields AKS cannot change in place.
+fn immutable_drift(what: &str, fixed: &[&String]) -> ProviderError {
+    ProviderError::Config(format!(
+        "{what} differs from the environment file in fields AKS cannot change ({}); delete the \
+         environment to recreate it",
+        fixed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 #[cfg(test)]

@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{AksConfig, ResourceGroupStrategy};
+use crate::config::AksConfig;
+pub use crate::config::aks::{
+    DEFAULT_RESOURCE_GROUP_PREFIX, MAX_NODE_RESOURCE_GROUP, dns_prefix, normalize_location,
+    resource_group_name,
+};
+use crate::config::aks::{MAX_TAG_VALUE, MAX_TAGS};
 use crate::providers::ProviderError;
 use crate::record::Record;
 
@@ -17,45 +22,17 @@ use crate::record::Record;
 pub const MANAGED_CLUSTERS_API_VERSION: &str = "2026-08-01";
 /// The Microsoft.Resources api-version used for resource groups.
 pub const RESOURCE_GROUPS_API_VERSION: &str = "2021-04-01";
-/// The default resource group prefix for the `perEnvironment` strategy.
-pub const DEFAULT_RESOURCE_GROUP_PREFIX: &str = "rg-ephemera";
 /// The name of the one (System) agent pool ephemera creates.
 pub const SYSTEM_POOL_NAME: &str = "system";
 
-/// ARM allows at most this many tags on a resource.
-const MAX_TAGS: usize = 50;
-const MAX_TAG_NAME: usize = 512;
-const MAX_TAG_VALUE: usize = 256;
-/// AKS: dnsPrefix is 1-54 characters.
-const MAX_DNS_PREFIX: usize = 54;
-/// AKS: cluster names are 1-63 characters.
-const MAX_CLUSTER_NAME: usize = 63;
-/// ARM: resource group names are 1-90 characters.
-const MAX_RESOURCE_GROUP: usize = 90;
-/// AKS names the node resource group `MC_<rg>_<cluster>_<location>`, at most 80 characters.
-pub const MAX_NODE_RESOURCE_GROUP: usize = 80;
-
-/// The resource group that holds the environment's cluster.
+/// Checks the parts of an AKS configuration that ARM would reject later, so bad input fails
+/// before anything is created. `env_name` is the cluster name. The checks are configuration's
+/// ([`crate::config::aks::validate`]); this gives them the provider's error.
 ///
-/// `perEnvironment`: `<prefix>-<env>`, the prefix being `resourceGroup.name` or `rg-ephemera`.
-/// `shared`: the configured name ([`validate`] rejects a shared strategy without one; should it
-/// reach here anyway, the default prefix alone is returned rather than an empty name).
-pub fn resource_group_name(cfg: &AksConfig, env_name: &str) -> String {
-    match cfg.resource_group.strategy {
-        ResourceGroupStrategy::PerEnvironment => {
-            let prefix = cfg.resource_group.name.as_deref().filter(|p| !p.is_empty());
-            format!(
-                "{}-{env_name}",
-                prefix.unwrap_or(DEFAULT_RESOURCE_GROUP_PREFIX)
-            )
-        }
-        ResourceGroupStrategy::Shared => cfg
-            .resource_group
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| DEFAULT_RESOURCE_GROUP_PREFIX.to_string()),
-    }
+/// # Errors
+/// [`ProviderError::Config`] naming the offending field, e.g. `provider.aks.systemPool.autoscale`.
+pub fn validate(cfg: &AksConfig, env_name: &str) -> Result<(), ProviderError> {
+    crate::config::aks::validate(cfg, env_name).map_err(ProviderError::Config)
 }
 
 /// `/subscriptions/{s}/resourceGroups/{rg}` (no trailing slash).
@@ -69,151 +46,6 @@ pub fn cluster_resource_id(subscription: &str, resource_group: &str, cluster_nam
         "{}/providers/Microsoft.ContainerService/managedClusters/{cluster_name}",
         resource_group_id(subscription, resource_group)
     )
-}
-
-/// The API server DNS prefix: `dnsPrefix` from the file, else the cluster name cut to AKS's 54
-/// characters (trailing hyphens dropped so the prefix still ends alphanumeric).
-pub fn dns_prefix(cfg: &AksConfig, cluster_name: &str) -> String {
-    match &cfg.dns_prefix {
-        Some(p) => p.clone(),
-        None => {
-            let cut: String = cluster_name.chars().take(MAX_DNS_PREFIX).collect();
-            cut.trim_end_matches(['-', '_']).to_string()
-        }
-    }
-}
-
-/// Checks the parts of an AKS configuration that ARM would reject later, so bad input fails
-/// before anything is created. `env_name` is the cluster name.
-///
-/// # Errors
-/// [`ProviderError::Config`] naming the offending field, e.g. `provider.aks.systemPool.autoscale`.
-pub fn validate(cfg: &AksConfig, env_name: &str) -> Result<(), ProviderError> {
-    let bad = |field: &str, msg: String| {
-        Err(ProviderError::Config(format!(
-            "provider.aks.{field}: {msg}"
-        )))
-    };
-    if cfg.subscription.trim().is_empty() {
-        return bad("subscription", "must not be empty".into());
-    }
-    if cfg.location.trim().is_empty() {
-        return bad("location", "must not be empty".into());
-    }
-    if !is_cluster_name(env_name) {
-        return Err(ProviderError::Config(format!(
-            "environment name {env_name:?} is not a valid AKS cluster name (1-{MAX_CLUSTER_NAME} letters, digits, \
-             '-' or '_', starting and ending with a letter or digit)"
-        )));
-    }
-    if cfg.resource_group.strategy == ResourceGroupStrategy::Shared
-        && cfg.resource_group.name.as_deref().is_none_or(str::is_empty)
-    {
-        return bad(
-            "resourceGroup.name",
-            "the shared strategy needs the name of an existing resource group".into(),
-        );
-    }
-    let rg = resource_group_name(cfg, env_name);
-    if !is_resource_group_name(&rg) {
-        return bad(
-            "resourceGroup.name",
-            format!(
-                "resource group name {rg:?} is invalid (1-{MAX_RESOURCE_GROUP} letters, digits, '_', '-', '.', '(' or ')', \
-                 not ending with '.')"
-            ),
-        );
-    }
-    let node_rg = format!("MC_{rg}_{env_name}_{}", normalize_location(&cfg.location));
-    if node_rg.len() > MAX_NODE_RESOURCE_GROUP {
-        return bad(
-            "resourceGroup",
-            format!(
-                "the node resource group {node_rg} would be {} characters; ARM allows {MAX_NODE_RESOURCE_GROUP} \
-                 (shorten resourceGroup.name, naming.prefix or the environment name)",
-                node_rg.len()
-            ),
-        );
-    }
-    let prefix = dns_prefix(cfg, env_name);
-    if !is_dns_prefix(&prefix) {
-        return bad(
-            "dnsPrefix",
-            format!(
-                "{prefix:?} is invalid (1-{MAX_DNS_PREFIX} letters, digits or '-', starting and ending with a letter or digit)"
-            ),
-        );
-    }
-    if !matches!(cfg.network_plugin.as_str(), "azure" | "kubenet" | "none") {
-        return bad(
-            "networkPlugin",
-            format!(
-                "{:?} is not one of azure, kubenet, none",
-                cfg.network_plugin
-            ),
-        );
-    }
-    if !matches!(cfg.tier.as_str(), "Free" | "Standard" | "Premium") {
-        return bad(
-            "tier",
-            format!("{:?} is not one of Free, Standard, Premium", cfg.tier),
-        );
-    }
-    if let Some(v) = &cfg.kubernetes_version
-        && !v.is_empty()
-        && !is_kubernetes_version(v)
-    {
-        return bad(
-            "kubernetesVersion",
-            format!("{v:?} is not <major>.<minor> or <major>.<minor>.<patch>"),
-        );
-    }
-    let pool = &cfg.system_pool;
-    if pool.vm_size.trim().is_empty() {
-        return bad("systemPool.vmSize", "must not be empty".into());
-    }
-    match &pool.autoscale {
-        None if !(1..=1000).contains(&pool.count) => {
-            return bad(
-                "systemPool.count",
-                format!("{} is outside 1..=1000 for a System pool", pool.count),
-            );
-        }
-        Some(a) if a.min < 1 || a.max > 1000 || a.min > a.max => {
-            return bad(
-                "systemPool.autoscale",
-                format!(
-                    "min {} / max {} must satisfy 1 <= min <= max <= 1000 for a System pool",
-                    a.min, a.max
-                ),
-            );
-        }
-        _ => {}
-    }
-    for (k, v) in &cfg.tags {
-        if k.is_empty()
-            || k.len() > MAX_TAG_NAME
-            || k.contains(['<', '>', '%', '&', '\\', '?', '/'])
-        {
-            return bad(
-                &format!("tags.{k}"),
-                format!("ARM tag names are 1-{MAX_TAG_NAME} characters without < > % & \\ ? /"),
-            );
-        }
-        if v.len() > MAX_TAG_VALUE {
-            return bad(
-                &format!("tags.{k}"),
-                format!("ARM tag values are at most {MAX_TAG_VALUE} characters"),
-            );
-        }
-        if k.to_ascii_lowercase().starts_with("ephemera-") {
-            return bad(
-                &format!("tags.{k}"),
-                "the ephemera- prefix is reserved for ownership tags".into(),
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The tags ephemera writes on the cluster and the resource group: the file's `tags`, then the
@@ -315,15 +147,6 @@ pub fn resource_group_body(cfg: &AksConfig, record: &Record) -> Result<Value, Pr
     })))
 }
 
-/// ARM answers locations in their short lower-case form (`West Europe` → `westeurope`).
-pub fn normalize_location(location: &str) -> String {
-    location
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// Where the live cluster differs from the desired body, as human-readable field paths.
 ///
 /// Only the fields ephemera sets are compared, never read-only or server-defaulted ones:
@@ -332,38 +155,21 @@ pub fn normalize_location(location: &str) -> String {
 /// System pool's size, count (only without autoscale) and autoscale bounds.
 /// An empty list means no write is needed.
 pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cmp = |path: &str, d: Option<&Value>, a: Option<&Value>, ci: bool| {
-        let Some(d) = d else { return };
-        let same = match (d, a) {
-            (Value::String(d), Some(Value::String(a))) if ci => d.eq_ignore_ascii_case(a),
-            (d, Some(a)) => d == a,
-            (_, None) => false,
-        };
-        if !same {
-            out.push(format!(
-                "{path}: {} -> {d}",
-                a.map_or_else(|| "(unset)".to_string(), Value::to_string)
-            ));
-        }
-    };
-    let at = |v: &'_ Value, p: &str| -> Option<Value> { v.pointer(p).cloned() };
-
+    let mut drift = Drift::default();
     let loc = |v: &Value| {
         v.get("location")
             .and_then(Value::as_str)
             .map(|l| Value::String(normalize_location(l)))
     };
-    cmp(
+    drift.cmp(
         "location",
         loc(desired).as_ref(),
         loc(actual).as_ref(),
         false,
     );
-
     if let Some(Value::Object(tags)) = desired.get("tags") {
         for (k, v) in tags.iter().filter(|(k, _)| !k.starts_with("ephemera-")) {
-            cmp(
+            drift.cmp(
                 &format!("tags.{k}"),
                 Some(v),
                 actual.pointer(&format!("/tags/{}", escape_pointer(k))),
@@ -371,63 +177,89 @@ pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
             );
         }
     }
-    for (path, pointer, ci) in [
-        ("identity.type", "/identity/type", true),
-        ("sku.tier", "/sku/tier", true),
-        (
-            "properties.kubernetesVersion",
-            "/properties/kubernetesVersion",
-            false,
-        ),
-        ("properties.dnsPrefix", "/properties/dnsPrefix", true),
-        (
-            "properties.networkProfile.networkPlugin",
-            "/properties/networkProfile/networkPlugin",
-            true,
-        ),
-        (
-            "properties.aadProfile.managed",
-            "/properties/aadProfile/managed",
-            false,
-        ),
-        (
-            "properties.aadProfile.enableAzureRBAC",
-            "/properties/aadProfile/enableAzureRBAC",
-            false,
-        ),
-        (
-            "properties.oidcIssuerProfile.enabled",
-            "/properties/oidcIssuerProfile/enabled",
-            false,
-        ),
-        (
-            "properties.securityProfile.workloadIdentity.enabled",
-            "/properties/securityProfile/workloadIdentity/enabled",
-            false,
-        ),
-    ] {
-        cmp(
-            path,
-            at(desired, pointer).as_ref(),
-            at(actual, pointer).as_ref(),
-            ci,
-        );
+    for (path, pointer, ci) in COMPARED {
+        drift.cmp(path, desired.pointer(pointer), actual.pointer(pointer), ci);
+    }
+    drift.system_pool(desired, actual);
+    drift.out
+}
+
+/// The fields [`drift`] compares one to one: the path it reports, the JSON pointer, and whether
+/// case is ignored.
+const COMPARED: [(&str, &str, bool); 9] = [
+    ("identity.type", "/identity/type", true),
+    ("sku.tier", "/sku/tier", true),
+    (
+        "properties.kubernetesVersion",
+        "/properties/kubernetesVersion",
+        false,
+    ),
+    ("properties.dnsPrefix", "/properties/dnsPrefix", true),
+    (
+        "properties.networkProfile.networkPlugin",
+        "/properties/networkProfile/networkPlugin",
+        true,
+    ),
+    (
+        "properties.aadProfile.managed",
+        "/properties/aadProfile/managed",
+        false,
+    ),
+    (
+        "properties.aadProfile.enableAzureRBAC",
+        "/properties/aadProfile/enableAzureRBAC",
+        false,
+    ),
+    (
+        "properties.oidcIssuerProfile.enabled",
+        "/properties/oidcIssuerProfile/enabled",
+        false,
+    ),
+    (
+        "properties.securityProfile.workloadIdentity.enabled",
+        "/properties/securityProfile/workloadIdentity/enabled",
+        false,
+    ),
+];
+
+/// The differences found so far, as `path: actual -> desired`.
+#[derive(Default)]
+struct Drift {
+    out: Vec<String>,
+}
+
+impl Drift {
+    /// Records `path` when the desired value `d` is set and `a` differs from it.
+    fn cmp(&mut self, path: &str, d: Option<&Value>, a: Option<&Value>, ci: bool) {
+        let Some(d) = d else { return };
+        let same = match (d, a) {
+            (Value::String(d), Some(Value::String(a))) if ci => d.eq_ignore_ascii_case(a),
+            (d, Some(a)) => d == a,
+            (_, None) => false,
+        };
+        if !same {
+            self.out.push(format!(
+                "{path}: {} -> {d}",
+                a.map_or_else(|| "(unset)".to_string(), Value::to_string)
+            ));
+        }
     }
 
-    let pool = |v: &Value| -> Option<Value> {
-        v.pointer("/properties/agentPoolProfiles")?
-            .as_array()?
-            .iter()
-            .find(|p| p.get("name").and_then(Value::as_str) == Some(SYSTEM_POOL_NAME))
-            .cloned()
-    };
-    let (dp, ap) = (pool(desired), pool(actual));
-    if let Some(dp) = dp {
-        let Some(ap) = ap else {
-            out.push(format!(
+    /// The System pool's size, mode, and count or autoscale bounds.
+    fn system_pool(&mut self, desired: &Value, actual: &Value) {
+        let pool = |v: &Value| -> Option<Value> {
+            v.pointer("/properties/agentPoolProfiles")?
+                .as_array()?
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(SYSTEM_POOL_NAME))
+                .cloned()
+        };
+        let Some(dp) = pool(desired) else { return };
+        let Some(ap) = pool(actual) else {
+            self.out.push(format!(
                 "properties.agentPoolProfiles: pool {SYSTEM_POOL_NAME} is missing"
             ));
-            return out;
+            return;
         };
         let autoscale = dp.get("enableAutoScaling") == Some(&Value::Bool(true));
         let mut fields = vec![
@@ -449,10 +281,9 @@ pub fn drift(desired: &Value, actual: &Value) -> Vec<String> {
                 a
             };
             let path = format!("properties.agentPoolProfiles[{SYSTEM_POOL_NAME}].{f}");
-            cmp(&path, d, a, ci);
+            self.cmp(&path, d, a, ci);
         }
     }
-    out
 }
 
 /// The fields of `desired` that cannot change on an existing cluster, among those [`drift`]
@@ -492,42 +323,10 @@ fn sorted(v: Value) -> Value {
     }
 }
 
-fn is_cluster_name(s: &str) -> bool {
-    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    (1..=MAX_CLUSTER_NAME).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && ends_ok(s.chars().next())
-        && ends_ok(s.chars().last())
-}
-
-fn is_dns_prefix(s: &str) -> bool {
-    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    (1..=MAX_DNS_PREFIX).contains(&s.len())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && ends_ok(s.chars().next())
-        && ends_ok(s.chars().last())
-}
-
-fn is_resource_group_name(s: &str) -> bool {
-    (1..=MAX_RESOURCE_GROUP).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'))
-        && !s.ends_with('.')
-}
-
-fn is_kubernetes_version(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Autoscale, Cloud, NodePool, ResourceGroup};
+    use crate::config::{Autoscale, Cloud, NodePool, ResourceGroup, ResourceGroupStrategy};
 
     fn cfg() -> AksConfig {
         AksConfig {

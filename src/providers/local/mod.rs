@@ -103,20 +103,9 @@ impl LocalProvider {
         self
     }
 
-    /// Overrides the readiness deadlines.
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
     /// Where every local cluster keeps its state.
     pub fn state_root(&self) -> &Path {
         &self.root.path
-    }
-
-    /// Where the binaries are looked for, and why there.
-    pub fn binary_search(&self) -> &bins::Search {
-        &self.search
     }
 
     fn dir(&self, name: &str) -> Result<ClusterDir, ProviderError> {

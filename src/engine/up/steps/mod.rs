@@ -154,4 +154,50 @@ mod tests {
             "docs/lifecycle.md, table of up's steps"
         );
     }
+
+    fn runs_in_order(steps: &[&str]) -> bool {
+        let mut order = crate::engine::runner::Order::new(&STEPS);
+        steps.iter().all(|s| order.advance(s))
+    }
+
+    #[test]
+    fn the_runs_of_up_follow_its_declared_order_and_a_misplaced_step_does_not() {
+        // A rerun on the fast path, a local run, and an AKS run with a zone and an identity.
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "addons",
+            "dns",
+            "certificate",
+            "app",
+            "report"
+        ]));
+        assert!(runs_in_order(&[
+            "cluster",
+            "kubeconfig",
+            "identity",
+            "addons",
+            "dns",
+            "app",
+            "certificate",
+            "report"
+        ]));
+        assert!(!runs_in_order(&["cluster", "kubeconfig", "app", "addons"]));
+        assert!(!runs_in_order(&["kubeconfig", "cluster"]));
+        assert!(!runs_in_order(&[
+            "cluster",
+            "certificate",
+            "app",
+            "certificate",
+            "certificate"
+        ]));
+        assert!(!runs_in_order(&["cluster", "rollout"]));
+    }
 }

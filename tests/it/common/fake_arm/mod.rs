@@ -19,6 +19,7 @@
 
 pub mod dns;
 pub mod identity;
+#[path = "../../../../src/providers/aks/swagger.rs"]
 pub mod swagger;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use base64::Engine as _;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";

@@ -1,8 +1,9 @@
 //! The `ManagedCluster` PUT schema of the AKS 2026-08-01 swagger, as a JSON Schema validator.
 //!
-//! Shared by the provider's unit tests (included with `#[path]`) and the fake ARM server, which
-//! rejects every PUT body that does not validate. Only `serde_json` and `jsonschema` are used here,
-//! so the file compiles in both places.
+//! Test support, compiled only for tests: used by the provider's unit tests and by the fake ARM
+//! server of the integration tests (which includes this file with `#[path]`), which rejects every
+//! PUT body that does not validate. Only `serde_json` and `jsonschema` are used here, so the file
+//! compiles in both places.
 //!
 //! Swagger 2.0 definitions are almost JSON Schema; the conversion:
 //! - every `$ref`, local or into the shared ARM common types, is rewritten to one flat

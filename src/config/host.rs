@@ -1,5 +1,6 @@
-//! The preview host and URL, computed the same way by `plan` (before anything exists) and by
-//! `up` (once the ingress load balancer has an address).
+//! The preview host and URL, computed by one function ([`preview_host`]) for validation (with a
+//! sample name), `plan` (before anything exists) and `up` (once the ingress load balancer has an
+//! address).
 //!
 //! - With a base domain (`routing.baseDomain`, else the AKS DNS zone), the host is
 //!   `routing.host` rendered with it, by default `<env>.<domain>`: `https://pr-42.previews.acme.dev`.
@@ -14,8 +15,10 @@
 
 use std::net::Ipv4Addr;
 
-use crate::config::{Environment, ProviderConfig, render_host};
-use crate::plan::PENDING_IP;
+use super::{Environment, ProviderConfig, render_host};
+
+/// What stands for the load balancer's IP in a host that needs it, until `up` knows it.
+pub const PENDING_IP: &str = "<load-balancer-ip>";
 
 /// The IP wildcard-DNS hosts embed where the ingress is reached through this machine's own
 /// ports (kind maps the node's 80 and 443 to them; the local provider serves nothing).
@@ -55,14 +58,14 @@ pub fn managed_zone(env: &Environment) -> Option<&str> {
     }
 }
 
-/// The preview host of environment `name`. `lb_ip` is the ingress load balancer's IPv4
-/// address once `up` knows it; `plan` passes `None`, and on AKS without a base domain gets a
-/// pending host with [`PENDING_IP`] in it.
+/// The preview host of environment `name` as [`preview_host`] computes it, without the check
+/// that it lies in the managed zone. Validation uses it with a sample name, so that a file with
+/// a host outside the zone still loads (for `down`, say) and the error comes from `plan` and `up`.
 ///
 /// # Errors
-/// A message for `routing.host:`: an unknown variable in the pattern, a result that is not a
-/// DNS name, or (when ephemera manages the zone) a host outside the zone.
-pub fn preview_host(
+/// A message for `routing.host:`: an unknown variable in the pattern, or a result that is not a
+/// DNS name.
+pub fn render_preview_host(
     env: &Environment,
     name: &str,
     pr: Option<u64>,
@@ -90,6 +93,30 @@ pub fn preview_host(
     if !(crate::names::is_dns_name(&host) && host.contains('.')) {
         return Err(format!("renders {host:?}, which is not a DNS name"));
     }
+    Ok(PreviewHost {
+        host,
+        pending: None,
+    })
+}
+
+/// The preview host of environment `name`. `lb_ip` is the ingress load balancer's IPv4
+/// address once `up` knows it; `plan` passes `None`, and on AKS without a base domain gets a
+/// pending host with [`PENDING_IP`] in it.
+///
+/// # Errors
+/// A message for `routing.host:`: an unknown variable in the pattern, a result that is not a
+/// DNS name, or (when ephemera manages the zone) a host outside the zone.
+pub fn preview_host(
+    env: &Environment,
+    name: &str,
+    pr: Option<u64>,
+    lb_ip: Option<Ipv4Addr>,
+) -> Result<PreviewHost, String> {
+    let rendered = render_preview_host(env, name, pr, lb_ip)?;
+    if !rendered.is_final() {
+        return Ok(rendered);
+    }
+    let host = rendered.host;
     if let Some(zone) = managed_zone(env) {
         record_name(&host, zone).map_err(|_| {
             format!(
