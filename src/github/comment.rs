@@ -104,39 +104,74 @@ pub fn render(d: &CommentData) -> String {
             s.push_str(&format!("### ❌ Preview environment {name} failed\n\n"))
         }
         CommentState::Expired => {
-            s.push_str(&format!("### ⌛ Preview environment {name} expired\n\n"));
-            s.push_str("It was deleted because nothing was deployed to it for its time to live");
-            if let Some(t) = d.expires_at {
-                s.push_str(&format!(" (it expired at {})", time(t)));
-            }
-            s.push_str("; its deployments are marked inactive.\n\n");
-            s.push_str(&format!(
-                "To bring it back, push a commit to this PR (the preview workflow builds it \
-                 again), or run `ephemera up` with the image to show:\n\n{}\n",
-                fenced(
-                    "sh",
-                    &format!(
-                        "ephemera up --env {} --pr {} --image <image>",
-                        env_file_word(d),
-                        d.pr
-                    )
-                )
-            ));
+            expired(&mut s, d, &name);
             footer(&mut s, d);
             return s;
         }
         CommentState::Gone => {
-            s.push_str(&format!("### 🗑️ Preview environment {name} is gone\n\n"));
-            s.push_str("It was torn down; its deployments are marked inactive.");
-            if let Some(t) = d.updated_at {
-                s.push_str(&format!(" Torn down at {}.", time(t)));
-            }
-            s.push_str("\n\n");
+            gone(&mut s, d, &name);
             footer(&mut s, d);
             return s;
         }
     }
+    table(&mut s, d);
+    if d.state == CommentState::Failed
+        && let Some(m) = &d.message
+    {
+        s.push_str("Error:\n\n");
+        s.push_str(&fenced("text", m));
+        s.push('\n');
+    }
+    if !d.addons.is_empty() {
+        s.push_str("<details><summary>Add-ons</summary>\n\n| Add-on | Version |\n|---|---|\n");
+        for (name, version) in &d.addons {
+            s.push_str(&format!(
+                "| {} | {} |\n",
+                cell_code(name),
+                cell_code(version)
+            ));
+        }
+        s.push_str("\n</details>\n\n");
+    }
+    commands(&mut s, d);
+    footer(&mut s, d);
+    s
+}
 
+/// The body of an expired preview's comment: why it went and how to bring it back.
+fn expired(s: &mut String, d: &CommentData, name: &str) {
+    s.push_str(&format!("### ⌛ Preview environment {name} expired\n\n"));
+    s.push_str("It was deleted because nothing was deployed to it for its time to live");
+    if let Some(t) = d.expires_at {
+        s.push_str(&format!(" (it expired at {})", time(t)));
+    }
+    s.push_str("; its deployments are marked inactive.\n\n");
+    s.push_str(&format!(
+        "To bring it back, push a commit to this PR (the preview workflow builds it \
+         again), or run `ephemera up` with the image to show:\n\n{}\n",
+        fenced(
+            "sh",
+            &format!(
+                "ephemera up --env {} --pr {} --image <image>",
+                env_file_word(d),
+                d.pr
+            )
+        )
+    ));
+}
+
+/// The body of a torn-down preview's comment.
+fn gone(s: &mut String, d: &CommentData, name: &str) {
+    s.push_str(&format!("### 🗑️ Preview environment {name} is gone\n\n"));
+    s.push_str("It was torn down; its deployments are marked inactive.");
+    if let Some(t) = d.updated_at {
+        s.push_str(&format!(" Torn down at {}.", time(t)));
+    }
+    s.push_str("\n\n");
+}
+
+/// The table of what runs: URL, provider, image, branch, commit, canary step, expiry.
+fn table(s: &mut String, d: &CommentData) {
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(u) = &d.url {
         rows.push(("URL", link(u)));
@@ -166,27 +201,10 @@ pub fn render(d: &CommentData) -> String {
         }
         s.push('\n');
     }
+}
 
-    if d.state == CommentState::Failed
-        && let Some(m) = &d.message
-    {
-        s.push_str("Error:\n\n");
-        s.push_str(&fenced("text", m));
-        s.push('\n');
-    }
-
-    if !d.addons.is_empty() {
-        s.push_str("<details><summary>Add-ons</summary>\n\n| Add-on | Version |\n|---|---|\n");
-        for (name, version) in &d.addons {
-            s.push_str(&format!(
-                "| {} | {} |\n",
-                cell_code(name),
-                cell_code(version)
-            ));
-        }
-        s.push_str("\n</details>\n\n");
-    }
-
+/// The commands a reviewer can run next: promote (a paused canary), extend, tear down.
+fn commands(s: &mut String, d: &CommentData) {
     let env_file = env_file_word(d);
     let paused = d.state == CommentState::Up && d.canary_step.is_some();
     let mut cmds = String::new();
@@ -209,8 +227,6 @@ pub fn render(d: &CommentData) -> String {
     ));
     s.push_str(&fenced("sh", &cmds));
     s.push('\n');
-    footer(&mut s, d);
-    s
 }
 
 /// The environment file as one shell word, for the commands the comment shows.
