@@ -14,9 +14,18 @@ pub struct DownArgs {
     /// Mark the PR's GitHub Deployments inactive and say so in the PR comment (needs GITHUB_TOKEN).
     #[arg(long)]
     pub github: bool,
+    /// The longest to wait without a step completing (a cloud that does not answer, a cluster
+    /// being deleted). Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub timeout: String,
+    /// The longest the whole command runs. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "2h")]
+    pub deadline: String,
 }
 
 pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let timeout = super::up::duration("--timeout", &args.timeout)?;
+    let deadline = super::up::duration("--deadline", &args.deadline)?;
     let opts = ephemera::engine::down::DownOptions {
         env_file: args.target.env,
         pr: args.target.pr,
@@ -24,6 +33,8 @@ pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         templates: settings.templates.clone(),
         kubeconfig: settings.kubeconfig.clone(),
         github: args.github,
+        timeout,
+        deadline,
     };
     let progress = ephemera::progress::for_terminal(settings.quiet);
     let report = super::block_on(ephemera::engine::down::down(&opts, progress))?;

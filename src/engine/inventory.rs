@@ -284,6 +284,7 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
                 pr: record.pr,
                 kubeconfig: None,
                 progress: progress.clone(),
+                bounds: &crate::deadline::Bounds::defaults(),
             })
             .await;
             match result {

@@ -45,6 +45,9 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Lease(#[from] lease::LeaseError),
+    /// `--timeout` or `--deadline` ran out (exit 3).
+    #[error(transparent)]
+    TimedOut(#[from] crate::deadline::TimedOut),
     /// A step of a pipeline failed.
     #[error("step {step} failed")]
     Step {
@@ -77,6 +80,7 @@ impl EngineError {
             EngineError::Lease(lease::LeaseError::Store(e)) => e.exit_status(),
             EngineError::Lease(_) => LeaseHeld,
             EngineError::Step { source, .. } => source.exit_status(),
+            EngineError::TimedOut(_) => TimedOut,
             EngineError::GcIncomplete { .. } | EngineError::Io { .. } => Failed,
         }
     }

@@ -55,7 +55,7 @@ pub(crate) async fn install(
             ctx.progress.clone(),
         );
         install.values = crate::addons::install::template_values(ctx.env);
-        install.wait_timeout = ctx.opts.timeout;
+        install.wait_timeout = ctx.bounds.remaining();
         let report = crate::addons::install::install(client.clone(), addons, &install).await?;
         tracing::info!(
             environment = name,
