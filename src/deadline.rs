@@ -1,12 +1,14 @@
-//! Bounds on waiting: `--timeout` is the longest a command waits without a step completing, and
-//! `--deadline` the longest the whole command runs.
+//! Bounds on waiting: `--timeout` is the longest a command waits without progress (a step
+//! completed, an object applied, a wait ended; see [`progress`]), and `--deadline` the longest
+//! the whole command runs.
 //!
 //! The engine runs every phase of `up` and `down` (the checks before the first step, each step,
 //! the rollback) inside [`Bounds::run`], which drops the phase when its bound passes. Retry loops
 //! below it (ARM, GitHub, the Kubernetes waits) therefore need no deadline of their own to stop in
-//! time; they call [`note`] with what they are waiting for, so the error says what never came.
-//! Waits that want to report their own object and last state ask [`Bounds::remaining`] and end a
-//! little before the bound does ([`GRACE`]).
+//! time; they call [`note`] with what they are waiting for, so the error says what never came,
+//! and [`progress`] when something completed. Waits that report their own object and last state
+//! get `--timeout` from their own start, just after the progress that opened the window, and so
+//! end before the bound does ([`GRACE`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -21,18 +23,33 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// The longest a note is kept: retry reasons may quote a server's answer.
 const NOTE_MAX: usize = 300;
 
+/// What a running phase shares with the code below it.
+struct Phase {
+    /// The last [`note`].
+    last: Mutex<Option<String>>,
+    /// The window of the bounds it runs in, moved by [`progress`].
+    window: Arc<Mutex<Instant>>,
+}
+
 tokio::task_local! {
-    static LAST: Arc<Mutex<Option<String>>>;
+    static PHASE: Arc<Phase>;
+}
+
+/// Records that something completed (objects applied, an add-on ready), which opens a new
+/// `--timeout` window: the bound is on waiting without progress, not on the length of a step
+/// that keeps making progress. A no-op outside [`Bounds::run`].
+pub fn progress() {
+    let _ = PHASE.try_with(|p| *lock(&p.window) = Instant::now());
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Records what the running phase is waiting for (e.g. `GET the resource group: connection
 /// refused`). A no-op outside [`Bounds::run`].
 pub fn note(what: impl FnOnce() -> String) {
-    let _ = LAST.try_with(|last| {
-        if let Ok(mut last) = last.lock() {
-            *last = Some(crate::config::cut(&what(), NOTE_MAX));
-        }
-    });
+    let _ = PHASE.try_with(|p| *lock(&p.last) = Some(crate::config::cut(&what(), NOTE_MAX)));
 }
 
 /// A phase that did not finish within its bound.
@@ -58,8 +75,8 @@ pub struct Bounds {
     timeout: Duration,
     overall: Duration,
     deadline: Instant,
-    /// When the current window opened: at the start, then whenever a step completed.
-    window: Mutex<Instant>,
+    /// When the current window opened: at the start, then whenever something completed.
+    window: Arc<Mutex<Instant>>,
 }
 
 impl Bounds {
@@ -70,7 +87,7 @@ impl Bounds {
             timeout,
             overall,
             deadline: now + overall,
-            window: Mutex::new(now),
+            window: Arc::new(Mutex::new(now)),
         }
     }
 
@@ -82,12 +99,12 @@ impl Bounds {
 
     /// Opens a new window: a step completed.
     pub fn progressed(&self) {
-        *self.window.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *lock(&self.window) = Instant::now();
     }
 
     /// Where the current window ends, the flag that puts it there, and when that bound began.
     fn end(&self) -> (Instant, &'static str, Instant) {
-        let opened = *self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let opened = *lock(&self.window);
         if self.deadline < opened + self.timeout {
             (self.deadline, "--deadline", self.deadline - self.overall)
         } else {
@@ -100,17 +117,30 @@ impl Bounds {
         self.end().0.saturating_duration_since(Instant::now())
     }
 
-    /// Runs `fut` until the current window ends (plus [`GRACE`]).
+    /// When `--deadline` runs out.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Runs `fut` until a window ends without [`progress`] (plus [`GRACE`]), or the deadline.
     ///
     /// # Errors
     /// [`TimedOut`] naming `what`, the flag that ran out, and the last [`note`] made inside.
     pub async fn run<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, TimedOut> {
-        let (end, flag, began) = self.end();
-        let last = Arc::new(Mutex::new(None));
-        let bounded = tokio::time::timeout_at(end + GRACE, fut);
-        match LAST.scope(last.clone(), bounded).await {
-            Ok(v) => Ok(v),
-            Err(_) => Err(TimedOut {
+        let phase = Arc::new(Phase {
+            last: Mutex::new(None),
+            window: self.window.clone(),
+        });
+        let mut fut = std::pin::pin!(PHASE.scope(phase.clone(), fut));
+        loop {
+            let (end, flag, began) = self.end();
+            if let Ok(v) = tokio::time::timeout_at(end + GRACE, &mut fut).await {
+                return Ok(v);
+            }
+            if self.end().0 > end {
+                continue;
+            }
+            return Err(TimedOut {
                 what: what.to_string(),
                 flag,
                 limit: crate::config::duration::human(if flag == "--timeout" {
@@ -121,8 +151,8 @@ impl Bounds {
                 after: crate::config::duration::human(Duration::from_secs(
                     began.elapsed().as_secs(),
                 )),
-                last: last.lock().unwrap_or_else(|p| p.into_inner()).take(),
-            }),
+                last: lock(&phase.last).take(),
+            });
         }
     }
 
@@ -151,6 +181,20 @@ mod tests {
             e.to_string(),
             "timed out after 3s (--timeout 1s) in step cluster; last waiting for: GET the resource group: connection refused"
         );
+    }
+
+    #[tokio::test]
+    async fn progress_inside_a_phase_moves_its_window() {
+        let b = Bounds::new(Duration::from_secs(1), Duration::from_secs(3600));
+        let steady = async {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(900)).await;
+                progress();
+            }
+            "done"
+        };
+        // 3.6 s in all, more than the 3 s a phase without progress gets.
+        assert_eq!(b.run("in step addons", steady).await.unwrap(), "done");
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub struct DownArgs {
     /// Mark the PR's GitHub Deployments inactive and say so in the PR comment (needs GITHUB_TOKEN).
     #[arg(long)]
     pub github: bool,
-    /// The longest to wait without a step completing (a cloud that does not answer, a cluster
+    /// The longest to wait without progress (a cloud that does not answer, a cluster
     /// being deleted). Exit 3 when it runs out.
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub timeout: String,

@@ -18,7 +18,7 @@ pub struct UpArgs {
     /// Keep a cluster this run created when a later step fails (for debugging).
     #[arg(long)]
     pub keep_on_failure: bool,
-    /// The longest to wait without a step completing: add-ons ready, rollout settled, URL
+    /// The longest to wait without progress: add-ons ready, rollout settled, URL
     /// answering, a cloud or API that does not answer. Exit 3 when it runs out.
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub timeout: String,

@@ -40,7 +40,7 @@ pub struct DownOptions {
     pub kubeconfig: Option<PathBuf>,
     /// `--github`: mark the PR's deployments inactive and update the PR comment.
     pub github: bool,
-    /// `--timeout`: the longest `down` waits without a step completing.
+    /// `--timeout`: the longest `down` waits without progress.
     pub timeout: std::time::Duration,
     /// `--deadline`: the longest the whole of `down` runs.
     pub deadline: std::time::Duration,

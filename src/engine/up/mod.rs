@@ -35,7 +35,7 @@ pub struct UpOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Keep a cluster this run created when a later step fails.
     pub keep_on_failure: bool,
-    /// `--timeout`: the longest `up` waits without a step completing (add-ons ready, rollout
+    /// `--timeout`: the longest `up` waits without progress (add-ons ready, rollout
     /// settled, URL answering, a cloud that does not answer).
     pub timeout: Duration,
     /// `--deadline`: the longest the whole of `up` runs.
