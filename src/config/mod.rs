@@ -13,6 +13,7 @@ pub mod duration;
 mod positions;
 mod registry;
 pub mod schema;
+mod strict;
 mod validate;
 
 pub use positions::{Pos, Positions};
@@ -894,6 +895,9 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let p = if path == "." { "" } else { path.as_str() };
         at(&e, p)
     })?;
+    if let Some((path, message)) = strict::quoted_scalar(&doc) {
+        return Err(source.error(&path, message));
+    }
     validate::validate(&env)
         .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
     Ok(Loaded { env, source })

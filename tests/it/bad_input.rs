@@ -362,6 +362,51 @@ fn cases() -> Vec<Case> {
             ]),
             "templates/app/90-extra.yaml.hbs: rendered a document without apiVersion, kind and metadata.name",
         ),
+        case(
+            "quoted number",
+            Edit("replicas: 1", "replicas: \"3\""),
+            ":13:3: app.replicas: \"3\" is quoted, so it is text, but this field takes a number",
+        ),
+        case(
+            "single-quoted number",
+            Edit("nodes: 1", "nodes: '2'"),
+            ":7:5: provider.local.nodes: \"2\" is quoted, so it is text, but this field takes a number",
+        ),
+        case(
+            "quoted boolean",
+            Edit("enabled: false", "enabled: \"true\""),
+            ":10:5: addons.argoCd.enabled: \"true\" is quoted, so it is text, but this field takes true or false",
+        ),
+        case(
+            "quoted weight in a canary step",
+            Edit("setWeight: 20", "setWeight: \"20\""),
+            ":16:7: app.canary.steps[0].setWeight: \"20\" is quoted, so it is text",
+        ),
+        case(
+            "quoted port",
+            Edit("  replicas: 1\n", "  replicas: 1\n  port: \"8080\"\n"),
+            ":14:3: app.port: \"8080\" is quoted, so it is text",
+        ),
+        case(
+            "fractional count",
+            Edit("nodes: 1", "nodes: 1.5"),
+            ":7:12: provider.local.nodes: \"1.5\" is not a whole number",
+        ),
+        case(
+            "negative replicas",
+            Edit("replicas: 1", "replicas: -1"),
+            ":13:13: app.replicas: \"-1\" is not a whole number",
+        ),
+        case(
+            "ttl as a bare number",
+            Edit("ttl: 2h", "ttl: 7200"),
+            ":22:1: ttl: \"7200\" is not a duration",
+        ),
+        case(
+            "ttl yes",
+            Edit("ttl: 2h", "ttl: yes"),
+            ":22:1: ttl: \"yes\" is not a duration",
+        ),
     ]
 }
 

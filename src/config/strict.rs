@@ -1,0 +1,68 @@
+//! Strict scalar types: a value the YAML parser reads as text (quoted, `"3"` or `"true"`) is
+//! refused where the field takes a number or a boolean, instead of being converted silently.
+//!
+//! The typed pass over the text converts scalars whatever their style, so the check reads the
+//! file a second way: as plain data (where a quoted scalar stays a string) deserialized into the
+//! same types, which refuses a string where a number or boolean belongs. Only that kind of
+//! mismatch is reported here; every other problem was reported by the typed pass already.
+
+use super::Environment;
+
+/// The first field, as a path like `app.replicas`, whose value is text in `doc` but takes a
+/// number or a boolean, with the message for it.
+pub(super) fn quoted_scalar(doc: &serde_json::Value) -> Option<(String, String)> {
+    let e = serde_path_to_error::deserialize::<_, Environment>(doc).err()?;
+    let message = e.inner().to_string();
+    let rest = message.strip_prefix("invalid type: string ")?;
+    let (given, expected) = rest.rsplit_once(", expected ")?;
+    let kind = if expected.contains("bool") {
+        "true or false"
+    } else if [
+        "u8", "u16", "u32", "u64", "i32", "i64", "f64", "integer", "number",
+    ]
+    .iter()
+    .any(|t| expected.contains(t))
+    {
+        "a number"
+    } else {
+        return None;
+    };
+    let given = super::cut(given, 40);
+    Some((
+        e.path().to_string(),
+        format!(
+            "{given} is quoted, so it is text, but this field takes {kind}; write it without quotes"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml_replacing: (&str, &str)) -> Option<(String, String)> {
+        let text = "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  local:\n    nodes: 1\naddons:\n  argoCd:\n    enabled: false\napp:\n  name: cats\n  replicas: 1\n"
+            .replace(yaml_replacing.0, yaml_replacing.1);
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        quoted_scalar(&doc)
+    }
+
+    #[test]
+    fn quoted_numbers_and_booleans_are_named() {
+        let (path, message) = check(("replicas: 1", "replicas: \"3\"")).unwrap();
+        assert_eq!(path, "app.replicas");
+        assert!(
+            message.starts_with("\"3\" is quoted, so it is text, but this field takes a number"),
+            "{message}"
+        );
+        let (path, message) = check(("enabled: false", "enabled: 'true'")).unwrap();
+        assert_eq!(path, "addons.argoCd.enabled");
+        assert!(message.contains("takes true or false"), "{message}");
+    }
+
+    #[test]
+    fn plain_values_and_quoted_text_pass() {
+        assert_eq!(check(("", "")), None);
+        assert_eq!(check(("name: cats", "name: \"cats\"")), None);
+    }
+}
