@@ -15,6 +15,7 @@ mod registry;
 pub mod schema;
 mod strict;
 mod validate;
+pub(crate) use validate::is_guid;
 
 pub use positions::{Pos, Positions};
 

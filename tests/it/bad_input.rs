@@ -651,3 +651,38 @@ fn up_refuses_a_zero_timeout_before_it_creates_anything() {
         "nothing written"
     );
 }
+
+#[test]
+fn a_subscription_id_from_the_environment_that_is_not_a_guid_stops_up_before_arm() {
+    // ARM is a closed port: a request would fail slowly with exit 3, not at once with exit 2.
+    let arm = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/", l.local_addr().unwrap().port())
+    };
+    let home = tempfile::tempdir().unwrap();
+    for value in [
+        "garbage",
+        "00000000-0000-0000-0000-00000000000g",
+        "s3cr3t/../x",
+    ] {
+        let o = ephemera()
+            .env("HOME", home.path())
+            .env("AZURE_SUBSCRIPTION_ID", value)
+            .env("AZURE_RESOURCE_MANAGER_ENDPOINT", &arm)
+            .env("EPHEMERA_AZURE_TOKEN", "opaque-test-token")
+            .env("PATH", "")
+            .args([
+                "up",
+                "--env",
+                "environments/adhoc-aks.yaml",
+                "--name",
+                "demo",
+            ])
+            .args(["--image", IMAGE, "--timeout", "30s"])
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap();
+        assert_one_line_exit_2(&o, "AZURE_SUBSCRIPTION_ID: is not a subscription id");
+        assert!(!stderr(&o).contains(value), "{}", stderr(&o));
+    }
+}
