@@ -686,3 +686,52 @@ fn a_subscription_id_from_the_environment_that_is_not_a_guid_stops_up_before_arm
         assert!(!stderr(&o).contains(value), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn template_override_errors_name_the_users_file_or_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    let write = |rel: &str, body: &str| {
+        let p = mine.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let plan_with = |templates: &Path| {
+        let mut args = plan_args("environments/local.yaml");
+        args.extend(["--templates", templates.to_str().unwrap()]);
+        run_in(dir.path(), &args)
+    };
+    // A directory that is not there names the flag.
+    let o = plan_with(&dir.path().join("missing"));
+    assert_one_line_exit_2(&o, "--templates: ");
+    assert!(
+        stderr(&o).contains("missing: no such directory"),
+        "{}",
+        stderr(&o)
+    );
+    // Errors in an override name the user's file, not the built-in path.
+    let rollout = write(
+        "app/20-rollout.yaml.hbs",
+        "kind: Rollout\nmetadata:\n  name: {{yaml nope}}\n",
+    );
+    assert_one_line_exit_2(
+        &plan_with(&mine),
+        &format!("{rollout}:3: missing variable `nope`"),
+    );
+    write("app/20-rollout.yaml.hbs", "kind: {{#if x}}\n");
+    assert_one_line_exit_2(&plan_with(&mine), &format!("{rollout}:2:1: "));
+    std::fs::remove_file(&rollout).unwrap();
+    // A file that takes the place of nothing is not ignored.
+    for rel in [
+        "typo.hbs",
+        "providers/gke.yaml.hbs",
+        "addons/nothing/overlay.yaml.hbs",
+        "app/README",
+    ] {
+        let p = write(rel, "x: 1\n");
+        let o = plan_with(&mine);
+        assert_one_line_exit_2(&o, &format!("{p}: matches no template ephemera uses"));
+        std::fs::remove_file(&p).unwrap();
+    }
+}
