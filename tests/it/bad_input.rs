@@ -33,11 +33,16 @@ tls:
 ttl: 2h
 ";
 
+/// The shipped AKS environment; cases edit it too.
+const AKS: &str = include_str!("../../environments/pr-aks.yaml");
+
 enum Input {
     /// The base file with `from` replaced by `to`.
     Edit(&'static str, &'static str),
     /// A file with exactly this text.
     File(&'static str),
+    /// The shipped `environments/pr-aks.yaml` with `from` replaced by `to`.
+    AksEdit(&'static str, &'static str),
     /// The base file, plus these arguments instead of `--pr 7`.
     Args(&'static [&'static str]),
 }
@@ -749,6 +754,255 @@ fn cases() -> Vec<Case> {
             ),
             ":16:5: app.registry: missing field `username`",
         ),
+        case(
+            "aks provider.aks.subscription: subscription: not-a-guid",
+            AksEdit(
+                "subscription: 00000000-0000-0000-0000-000000000000",
+                "subscription: not-a-guid",
+            ),
+            ":12:5: provider.aks.subscription: \"not-a-guid\" is not a subscription id (a ",
+        ),
+        case(
+            "aks provider.aks.subscription: subscription: \"\"",
+            AksEdit(
+                "subscription: 00000000-0000-0000-0000-000000000000",
+                "subscription: \"\"",
+            ),
+            ":12:5: provider.aks.subscription: \"\" is not a subscription id (a GUID such ",
+        ),
+        case(
+            "aks provider.aks.location: location: WestEurope",
+            AksEdit("location: westeurope", "location: WestEurope"),
+            ":13:5: provider.aks.location: \"WestEurope\" is not an Azure region name such",
+        ),
+        case(
+            "aks provider.aks.location: location: \"\"",
+            AksEdit("location: westeurope", "location: \"\""),
+            ":13:5: provider.aks.location: \"\" is not an Azure region name such as westeu",
+        ),
+        case(
+            "aks provider.aks.location: location: west_europe",
+            AksEdit("location: westeurope", "location: west_europe"),
+            ":13:5: provider.aks.location: \"west_europe\" is not an Azure region name suc",
+        ),
+        case(
+            "aks provider.aks.resourceGroup.strategy: strategy: sometimes",
+            AksEdit("strategy: perEnvironment", "strategy: sometimes"),
+            ":15:17: provider.aks.resourceGroup.strategy: unknown variant `sometimes`, e",
+        ),
+        case(
+            "aks provider.aks.resourceGroup.name: name: \"rg prev\"",
+            AksEdit("      name: rg-prev\n", "      name: \"rg prev\"\n"),
+            ":16:7: provider.aks.resourceGroup.name: resource group name \"rg prev-pr-7\" ",
+        ),
+        case(
+            "aks provider.aks.kubernetesVersion: kubernetesVersion: latest",
+            AksEdit("kubernetesVersion: \"1.34\"", "kubernetesVersion: latest"),
+            ":17:5: provider.aks.kubernetesVersion: \"latest\" is not <major>.<minor> or <",
+        ),
+        case(
+            "aks provider.aks.kubernetesVersion: kubernetesVersion: \"v1.34\"",
+            AksEdit(
+                "kubernetesVersion: \"1.34\"",
+                "kubernetesVersion: \"v1.34\"",
+            ),
+            ":17:5: provider.aks.kubernetesVersion: \"v1.34\" is not <major>.<minor> or <m",
+        ),
+        case(
+            "aks provider.aks.kubernetesVersion: kubernetesVersion: \"1\"",
+            AksEdit("kubernetesVersion: \"1.34\"", "kubernetesVersion: \"1\""),
+            ":17:5: provider.aks.kubernetesVersion: \"1\" is not <major>.<minor> or <major",
+        ),
+        case(
+            "aks provider.aks.systemPool.vmSize: vmSize: \"\"",
+            AksEdit("vmSize: Standard_D4s_v5", "vmSize: \"\""),
+            ":19:7: provider.aks.systemPool.vmSize: \"\" is not a VM size such as Standard",
+        ),
+        case(
+            "aks provider.aks.systemPool.count: count: two",
+            AksEdit("count: 2", "count: two"),
+            ":20:14: provider.aks.systemPool.count: \"two\" is not a whole number from 0 t",
+        ),
+        case(
+            "aks provider.aks.systemPool.count: count: \"2\"",
+            AksEdit("count: 2", "count: \"2\""),
+            ":20:7: provider.aks.systemPool.count: \"2\" is quoted, so it is text, but thi",
+        ),
+        case(
+            "aks provider.aks.systemPool.autoscale: min: 0",
+            AksEdit("        min: 1\n", "        min: 0\n"),
+            ":21:7: provider.aks.systemPool.autoscale: min 0 / max 3 must satisfy 1 <= m",
+        ),
+        case(
+            "aks provider.aks.systemPool.autoscale: max: 1001",
+            AksEdit("        max: 3\n", "        max: 1001\n"),
+            ":21:7: provider.aks.systemPool.autoscale: min 1 / max 1001 must satisfy 1 <",
+        ),
+        case(
+            "aks provider.aks.systemPool.autoscale.step: max: 3\n        step: 1",
+            AksEdit("        max: 3\n", "        max: 3\n        step: 1\n"),
+            ":24:9: provider.aks.systemPool.autoscale.step: unknown field `step`, expect",
+        ),
+        case(
+            "aks provider.aks.networkPlugin: networkPlugin: calico2",
+            AksEdit("networkPlugin: azure", "networkPlugin: calico2"),
+            ":24:5: provider.aks.networkPlugin: \"calico2\" is not one of azure, kubenet, ",
+        ),
+        case(
+            "aks provider.aks.tags.: \"\": previews",
+            AksEdit("      cost-center: previews\n", "      \"\": previews\n"),
+            ":26:7: provider.aks.tags.: ARM tag names are 1-512 characters without < > %",
+        ),
+        case(
+            "aks provider.aks.tags.cost-center: cost-center: [a]",
+            AksEdit("      cost-center: previews\n", "      cost-center: [a]\n"),
+            ":26:20: provider.aks.tags.cost-center: expected string scalar",
+        ),
+        case(
+            "aks provider.aks.dns.zone: zone: not a zone",
+            AksEdit(
+                "      zone: previews.acme.dev\n",
+                "      zone: not a zone\n",
+            ),
+            ":28:7: provider.aks.dns.zone: \"not a zone\" is not a DNS zone such as previe",
+        ),
+        case(
+            "aks provider.aks.dns.zone: zone: -bad.dev",
+            AksEdit("      zone: previews.acme.dev\n", "      zone: -bad.dev\n"),
+            ":28:7: provider.aks.dns.zone: \"-bad.dev\" is not a DNS zone such as previews",
+        ),
+        case(
+            "aks provider.aks.dns.resourceGroup: resourceGroup: \"\"",
+            AksEdit(
+                "      resourceGroup: rg-dns\n",
+                "      resourceGroup: \"\"\n",
+            ),
+            ":29:7: provider.aks.dns.resourceGroup: must not be empty",
+        ),
+        case(
+            "aks addons.ingress.implementation: implementation: traefik",
+            AksEdit(
+                "    implementation: gateway-api\n",
+                "    implementation: traefik\n",
+            ),
+            ":38:21: addons.ingress.implementation: unknown variant `traefik`, expected ",
+        ),
+        case(
+            "aks addons.certManager.version: certManager:\n    version: v0.1.0",
+            AksEdit(
+                "  certManager: {}\n",
+                "  certManager:\n    version: v0.1.0\n",
+            ),
+            ":40:5: addons.certManager.version: cert-manager has no version v0.1.0; know",
+        ),
+        case(
+            "aks addons.argoRollouts.version: argoRollouts:\n    version: latest",
+            AksEdit(
+                "  argoRollouts: {}\n",
+                "  argoRollouts:\n    version: latest\n",
+            ),
+            ":43:5: addons.argoRollouts.version: argo-rollouts has no version latest; kn",
+        ),
+        case(
+            "aks app.port: port: 65536",
+            AksEdit("  port: 8080\n", "  port: 65536\n"),
+            ":45:9: app.port: \"65536\" is not a whole number from 0 to 65535",
+        ),
+        case(
+            "aks app.replicas: replicas: 0",
+            AksEdit("  replicas: 2\n", "  replicas: 0\n"),
+            ":46:3: app.replicas: 0 is outside 1..=100",
+        ),
+        case(
+            "aks app.healthPath: healthPath: /health z",
+            AksEdit("  healthPath: /healthz\n", "  healthPath: /health z\n"),
+            ":47:3: app.healthPath: \"/health z\" must be a path starting with /",
+        ),
+        case(
+            "aks app.env.1LOG: 1LOG: info",
+            AksEdit("    LOG_LEVEL: info\n", "    1LOG: info\n"),
+            ":49:5: app.env.1LOG: is not a valid environment variable name",
+        ),
+        case(
+            "aks app.env.LOG_LEVEL: LOG_LEVEL: {a: b}",
+            AksEdit("    LOG_LEVEL: info\n", "    LOG_LEVEL: {a: b}\n"),
+            ":49:16: app.env.LOG_LEVEL: expected string scalar",
+        ),
+        case(
+            "pr with a trailing space",
+            Args(&["--pr", "7 "]),
+            "--pr: \"7 \" is not a pull request number",
+        ),
+        case(
+            "pr beyond u64",
+            Args(&["--pr", "99999999999999999999"]),
+            "--pr: \"99999999999999999999\" is not a pull request number",
+        ),
+        case(
+            "empty name",
+            Args(&["--name", ""]),
+            "--name: \"\" is not a DNS-1123 label",
+        ),
+        case(
+            "name starting with a hyphen",
+            Args(&["--name", "-x"]),
+            "--name: \"-x\" is not a DNS-1123 label",
+        ),
+        case(
+            "empty image",
+            Args(&["--pr", "7", "--image", ""]),
+            "--image: \"\" is not an image reference: empty",
+        ),
+        case(
+            "image with a space",
+            Args(&["--pr", "7", "--image", "a b"]),
+            "--image: \"a b\" is not an image reference",
+        ),
+        case(
+            "image without a repository",
+            Args(&["--pr", "7", "--image", ":tag"]),
+            "--image: \":tag\" is not an image reference",
+        ),
+        case(
+            "image with a short digest",
+            Args(&["--pr", "7", "--image", "ghcr.io/acme/cats@sha256:xyz"]),
+            "--image: \"ghcr.io/acme/cats@sha256:xyz\" is not an image reference: the digest",
+        ),
+        case(
+            "--ttl zero",
+            Args(&["--pr", "7", "--ttl", "0m"]),
+            "--ttl: \"0m\" is outside 10m..30d",
+        ),
+        case(
+            "--ttl not a duration",
+            Args(&["--pr", "7", "--ttl", "abc"]),
+            "--ttl: \"abc\" is not a duration",
+        ),
+        case(
+            "branch with a newline",
+            Args(&["--pr", "7", "--branch", "a\nb"]),
+            "--branch: \"a\\nb\" contains control characters",
+        ),
+        case(
+            "title with a bell",
+            Args(&["--pr", "7", "--title", "x\u{7}y"]),
+            "--title: \"x\\u{7}y\" contains control characters",
+        ),
+        case(
+            "repository with three parts",
+            Args(&["--pr", "7", "--repository", "a/b/c"]),
+            "--repository: \"a/b/c\" is not owner/name",
+        ),
+        case(
+            "repository without an owner",
+            Args(&["--pr", "7", "--repository", "/b"]),
+            "--repository: \"/b\" is not owner/name",
+        ),
+        case(
+            "repository with a space",
+            Args(&["--pr", "7", "--repository", "a/b c"]),
+            "--repository: \"a/b c\" is not owner/name",
+        ),
     ]
 }
 
@@ -765,6 +1019,14 @@ fn run_case(c: &Case, dir: &Path) -> (Option<i32>, String, String) {
             BASE.replacen(from, to, 1)
         }
         File(t) => t.to_string(),
+        AksEdit(from, to) => {
+            assert!(
+                AKS.contains(from),
+                "{}: pr-aks.yaml has no {from:?}",
+                c.name
+            );
+            AKS.replacen(from, to, 1)
+        }
         Args(_) => BASE.to_string(),
     };
     std::fs::write(&env, text).unwrap();
@@ -817,7 +1079,7 @@ fn run_case(c: &Case, dir: &Path) -> (Option<i32>, String, String) {
 #[test]
 fn every_bad_input_exits_2_with_one_line_naming_the_place() {
     let cases = cases();
-    assert!(cases.len() >= 100, "{} cases", cases.len());
+    assert!(cases.len() >= 150, "{} cases", cases.len());
     let mut failures = Vec::new();
     for c in &cases {
         let dir = tempfile::tempdir().unwrap();
