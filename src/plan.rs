@@ -378,6 +378,23 @@ fn host(
     if pending.is_none() && !(crate::names::is_dns_name(&host) && host.contains('.')) {
         return Err(format!("renders {host:?}, which is not a DNS name"));
     }
+    // The zone ephemera writes the record in must hold the host; `up` would refuse it only
+    // after creating the cluster.
+    if let crate::config::ProviderConfig::Aks(a) = &env.provider
+        && let Some(dns) = &a.dns
+        && pending.is_none()
+    {
+        let (h, zone) = (
+            host.to_ascii_lowercase(),
+            dns.zone.trim_end_matches('.').to_ascii_lowercase(),
+        );
+        if h != zone && !h.ends_with(&format!(".{zone}")) {
+            return Err(format!(
+                "renders {host:?}, which is not in the Azure DNS zone {zone} (provider.aks.dns.zone), so no DNS \
+                 record can be made for it"
+            ));
+        }
+    }
     Ok((host, pending))
 }
 

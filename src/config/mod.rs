@@ -1066,6 +1066,7 @@ pub const WILDCARD_HOST_PATTERN: &str = "{{env}}.{{ip}}.{{wildcardDns}}";
 /// # Errors
 /// A message naming the problem, for use after `routing.host:`.
 pub fn render_host(pattern: &str, vars: &serde_json::Value) -> Result<String, String> {
+    strict::plain_variables(pattern)?;
     let mut hb = handlebars::Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);

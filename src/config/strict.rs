@@ -36,6 +36,31 @@ pub(super) fn quoted_scalar(doc: &serde_json::Value) -> Option<(String, String)>
     ))
 }
 
+/// Checks that a host pattern uses plain substitution only: every `{{` opens a variable name
+/// (letters and digits) closed by `}}`. Block helpers, partials, comments, triple braces and
+/// helper calls (`{{#if}}`, `{{> x}}`, `{{!c}}`, `{{{env}}}`, `{{lookup ..}}`) would let the
+/// pattern compute a host nobody can read off the file.
+///
+/// # Errors
+/// A message quoting the first expression that is not a plain variable.
+pub fn plain_variables(pattern: &str) -> Result<(), String> {
+    let mut rest = pattern;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let name_len = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        if name_len == 0 || !after[name_len..].starts_with("}}") {
+            let shown: String = rest[i..].chars().take(30).collect();
+            return Err(format!(
+                "{shown:?} is not a plain variable: the host pattern takes only {{{{name}}}} substitutions such as {{{{env}}}}"
+            ));
+        }
+        rest = &after[name_len + 2..];
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +83,22 @@ mod tests {
         let (path, message) = check(("enabled: false", "enabled: 'true'")).unwrap();
         assert_eq!(path, "addons.argoCd.enabled");
         assert!(message.contains("takes true or false"), "{message}");
+    }
+
+    #[test]
+    fn host_patterns_take_plain_variables_only() {
+        assert_eq!(plain_variables("{{env}}.{{baseDomain}}"), Ok(()));
+        assert_eq!(plain_variables("pr-{{pr}}.acme.dev"), Ok(()));
+        for bad in [
+            "{{#if pr}}x{{/if}}.acme.dev",
+            "{{> x}}.acme.dev",
+            "{{{env}}}.acme.dev",
+            "{{lookup this \"env\"}}.acme.dev",
+            "{{env}}{{!c}}.acme.dev",
+            "{{env}.acme.dev",
+        ] {
+            assert!(plain_variables(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -640,7 +640,7 @@ fn cases() -> Vec<Case> {
                 "ttl: 2h\n",
                 "ttl: 2h\nrouting:\n  baseDomain: acme.dev\n  host: \"{{#each x}}{{/each}}.acme.dev\"\n",
             ),
-            ":25:3: routing.host: unknown variable `x`; the host pattern may use env, pr",
+            ":25:3: routing.host: \"{{#each x}}{{/each}}.acme.dev\" is not a plain variable",
         ),
         case(
             "routing.host: ttl: 2h\nrouting:\n  baseDomain: acme.dev\n",
@@ -1002,6 +1002,35 @@ fn cases() -> Vec<Case> {
             "repository with a space",
             Args(&["--pr", "7", "--repository", "a/b c"]),
             "--repository: \"a/b c\" is not owner/name",
+        ),
+        case(
+            "host outside the DNS zone",
+            AksEdit("routing:\n", "routing:\n  host: \"{{env}}.other.dev\"\n"),
+            ":65:3: routing.host: renders \"pr-7.other.dev\", which is not in the Azure DNS zone previews.acme.dev",
+        ),
+        case(
+            "block helper in the host",
+            AksEdit(
+                "routing:\n",
+                "routing:\n  host: \"{{#if pr}}pr{{/if}}-{{env}}.previews.acme.dev\"\n",
+            ),
+            ":65:3: routing.host: \"{{#if pr}}pr{{/if}}-{{env}}.pr\" is not a plain variable",
+        ),
+        case(
+            "triple braces in the host",
+            AksEdit(
+                "routing:\n",
+                "routing:\n  host: \"{{{env}}}.previews.acme.dev\"\n",
+            ),
+            ":65:3: routing.host: \"{{{env}}}.previews.acme.dev\" is not a plain variable",
+        ),
+        case(
+            "helper call in the host",
+            Edit(
+                "tls:\n",
+                "routing:\n  baseDomain: acme.dev\n  host: \"{{lookup this \\\"env\\\"}}.acme.dev\"\ntls:\n",
+            ),
+            ":22:3: routing.host: \"{{lookup this",
         ),
     ]
 }
