@@ -896,7 +896,9 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let p = if path == "." { "" } else { path.as_str() };
         at(&e, p)
     })?;
-    if let Some((path, message)) = strict::quoted_scalar(&doc) {
+    if let Some((path, message)) =
+        strict::quoted_scalar(&doc).or_else(|| strict::rewritten(&env, &doc))
+    {
         return Err(source.error(&path, message));
     }
     validate::validate(&env)

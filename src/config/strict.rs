@@ -36,6 +36,28 @@ pub(super) fn quoted_scalar(doc: &serde_json::Value) -> Option<(String, String)>
     ))
 }
 
+/// A value the file gives that ephemera would otherwise change without a word: an AKS system
+/// pool's `count` outside its `autoscale` range (it would be clamped into it). A count the file
+/// leaves out is the default, and is moved into the range as before.
+pub(super) fn rewritten(env: &Environment, doc: &serde_json::Value) -> Option<(String, String)> {
+    let super::ProviderConfig::Aks(aks) = &env.provider else {
+        return None;
+    };
+    let pool = &aks.system_pool;
+    let a = pool.autoscale.as_ref()?;
+    doc.pointer("/provider/aks/systemPool/count")?;
+    if (a.min..=a.max).contains(&pool.count) {
+        return None;
+    }
+    Some((
+        "provider.aks.systemPool.count".into(),
+        format!(
+            "{} is outside autoscale {}..{}: it is the pool's starting size, so give one in the range or leave it out",
+            pool.count, a.min, a.max
+        ),
+    ))
+}
+
 /// Checks that a host pattern uses plain substitution only: every `{{` opens a variable name
 /// (letters and digits) closed by `}}`. Block helpers, partials, comments, triple braces and
 /// helper calls (`{{#if}}`, `{{> x}}`, `{{!c}}`, `{{{env}}}`, `{{lookup ..}}`) would let the
@@ -83,6 +105,33 @@ mod tests {
         let (path, message) = check(("enabled: false", "enabled: 'true'")).unwrap();
         assert_eq!(path, "addons.argoCd.enabled");
         assert!(message.contains("takes true or false"), "{message}");
+    }
+
+    #[test]
+    fn a_count_outside_the_autoscale_range_is_refused_and_a_missing_one_is_not() {
+        let aks = |pool: &str| {
+            let text = format!(
+                "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nprovider:\n  aks:\n    subscription: 00000000-0000-0000-0000-000000000000\n    location: westeurope\n    resourceGroup:\n      strategy: perEnvironment\n    systemPool:\n{pool}app:\n  name: cats\n"
+            );
+            let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            let env: Environment = serde_saphyr::from_str(&text).unwrap();
+            rewritten(&env, &doc)
+        };
+        let (path, message) =
+            aks("      count: 0\n      autoscale:\n        min: 1\n        max: 3\n").unwrap();
+        assert_eq!(path, "provider.aks.systemPool.count");
+        assert!(
+            message.starts_with("0 is outside autoscale 1..3"),
+            "{message}"
+        );
+        assert_eq!(
+            aks("      count: 2\n      autoscale:\n        min: 1\n        max: 3\n"),
+            None
+        );
+        assert_eq!(
+            aks("      autoscale:\n        min: 2\n        max: 3\n"),
+            None
+        );
     }
 
     #[test]

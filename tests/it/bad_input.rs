@@ -1032,6 +1032,16 @@ fn cases() -> Vec<Case> {
             ),
             ":22:3: routing.host: \"{{lookup this",
         ),
+        case(
+            "pool count 0 under autoscale",
+            AksEdit("count: 2", "count: 0"),
+            ":20:7: provider.aks.systemPool.count: 0 is outside autoscale 1..3",
+        ),
+        case(
+            "pool count above autoscale max",
+            AksEdit("count: 2", "count: 9"),
+            ":20:7: provider.aks.systemPool.count: 9 is outside autoscale 1..3",
+        ),
     ]
 }
 
