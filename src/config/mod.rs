@@ -896,8 +896,9 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let p = if path == "." { "" } else { path.as_str() };
         at(&e, p)
     })?;
-    if let Some((path, message)) =
-        strict::quoted_scalar(&doc).or_else(|| strict::rewritten(&env, &doc))
+    if let Some((path, message)) = strict::quoted_scalar(&doc)
+        .or_else(|| strict::rewritten(&env, &doc))
+        .or_else(|| strict::endpoint_beside_named_cloud(&env))
     {
         return Err(source.error(&path, message));
     }

@@ -6,7 +6,7 @@
 //! same types, which refuses a string where a number or boolean belongs. Only that kind of
 //! mismatch is reported here; every other problem was reported by the typed pass already.
 
-use super::Environment;
+use super::{Environment, cut};
 
 /// The first field, as a path like `app.replicas`, whose value is text in `doc` but takes a
 /// number or a boolean, with the message for it.
@@ -27,7 +27,7 @@ pub(super) fn quoted_scalar(doc: &serde_json::Value) -> Option<(String, String)>
     } else {
         return None;
     };
-    let given = super::cut(given, 40);
+    let given = cut(given, 40);
     Some((
         e.path().to_string(),
         format!(
@@ -56,6 +56,35 @@ pub(super) fn rewritten(env: &Environment, doc: &serde_json::Value) -> Option<(S
             pool.count, a.min, a.max
         ),
     ))
+}
+
+/// An endpoint beside a named cloud: `provider.aks.cloud.name: AzureCloud` with a
+/// `resourceManager` or `authorityHost` of its own would send requests elsewhere while links and
+/// the portal still point at the named cloud. Custom endpoints belong to `name: Custom` (the
+/// `AZURE_*` variables still override either, for tests and sovereign setups).
+pub(super) fn endpoint_beside_named_cloud(env: &Environment) -> Option<(String, String)> {
+    let super::ProviderConfig::Aks(aks) = &env.provider else {
+        return None;
+    };
+    let cloud = &aks.cloud;
+    if cloud.name.eq_ignore_ascii_case("Custom") {
+        return None;
+    }
+    [
+        ("resourceManager", &cloud.resource_manager),
+        ("authorityHost", &cloud.authority_host),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.is_some())
+    .map(|(field, _)| {
+        (
+            format!("provider.aks.cloud.{field}"),
+            format!(
+                "{} has its own endpoints; set provider.aks.cloud.name: Custom to use this one",
+                cut(&cloud.name, 40)
+            ),
+        )
+    })
 }
 
 /// Checks that a host pattern uses plain substitution only: every `{{` opens a variable name

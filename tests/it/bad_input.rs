@@ -1042,6 +1042,22 @@ fn cases() -> Vec<Case> {
             AksEdit("count: 2", "count: 9"),
             ":20:7: provider.aks.systemPool.count: 9 is outside autoscale 1..3",
         ),
+        case(
+            "ARM endpoint beside a named cloud",
+            AksEdit(
+                "    networkPlugin: azure\n",
+                "    networkPlugin: azure\n    cloud:\n      name: AzureCloud\n      resourceManager: https://arm.example.test/\n",
+            ),
+            ":27:7: provider.aks.cloud.resourceManager: AzureCloud has its own endpoints",
+        ),
+        case(
+            "authority beside the default cloud",
+            AksEdit(
+                "    networkPlugin: azure\n",
+                "    networkPlugin: azure\n    cloud:\n      authorityHost: https://login.example.test/\n",
+            ),
+            ":26:7: provider.aks.cloud.authorityHost: AzureCloud has its own endpoints",
+        ),
     ]
 }
 
