@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod duration;
 mod positions;
+mod regions;
 mod registry;
 pub mod schema;
 mod strict;
@@ -201,6 +202,9 @@ pub struct Cloud {
     pub resource_manager: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_host: Option<String>,
+    /// Regions of this cloud that ephemera's embedded list does not know yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_locations: Vec<String>,
 }
 
 impl Default for Cloud {
@@ -209,6 +213,7 @@ impl Default for Cloud {
             name: default_cloud(),
             resource_manager: None,
             authority_host: None,
+            extra_locations: Vec::new(),
         }
     }
 }
@@ -904,6 +909,12 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     }
     validate::validate(&env)
         .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
+    // After validation, which explains a malformed name better than "not a region" would.
+    if let ProviderConfig::Aks(aks) = &env.provider
+        && let Some((path, message)) = regions::unknown_location(aks)
+    {
+        return Err(source.error(&path, message));
+    }
     Ok(Loaded { env, source })
 }
 

@@ -1058,6 +1058,24 @@ fn cases() -> Vec<Case> {
             ),
             ":26:7: provider.aks.cloud.authorityHost: AzureCloud has its own endpoints",
         ),
+        case(
+            "a region that does not exist",
+            AksEdit("location: westeurope", "location: westeurope2"),
+            ":13:5: provider.aks.location: \"westeurope2\" is not a region of AzureCloud that ephemera knows",
+        ),
+        case(
+            "a region of another cloud",
+            AksEdit("location: westeurope", "location: chinaeast2"),
+            ":13:5: provider.aks.location: \"chinaeast2\" is not a region of AzureCloud",
+        ),
+        case(
+            "a public region in the China cloud",
+            AksEdit(
+                "    networkPlugin: azure\n",
+                "    networkPlugin: azure\n    cloud:\n      name: AzureChinaCloud\n",
+            ),
+            ":13:5: provider.aks.location: \"westeurope\" is not a region of AzureChinaCloud",
+        ),
     ]
 }
 
@@ -1316,6 +1334,27 @@ fn up_refuses_a_zero_timeout_before_it_creates_anything() {
         std::fs::read_dir(&home).unwrap().count(),
         0,
         "nothing written"
+    );
+}
+
+#[test]
+fn a_new_region_is_accepted_through_extra_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env.yaml");
+    let text = AKS
+        .replacen("location: westeurope", "location: atlantisnorth", 1)
+        .replacen(
+            "    networkPlugin: azure\n",
+            "    networkPlugin: azure\n    cloud:\n      extraLocations: [atlantisnorth]\n",
+            1,
+        );
+    std::fs::write(&env, text).unwrap();
+    let o = run_in(dir.path(), &plan_args(env.to_str().unwrap()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("location: atlantisnorth"),
+        "{}",
+        stdout(&o)
     );
 }
 
