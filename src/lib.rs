@@ -6,6 +6,7 @@
 pub mod addons;
 pub mod app;
 pub mod config;
+pub mod deadline;
 pub mod dns;
 pub mod doctor;
 pub mod engine;

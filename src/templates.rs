@@ -19,14 +19,17 @@ struct Embedded;
 /// Template errors always name the template file, and the line when the engine knows it.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("templates/{name}:{line}:{column}: {message}")]
+    /// `name` is the file as the user knows it: `templates/<name>` for an embedded template,
+    /// the override file's path for one from `--templates`.
+    #[error("{name}:{line}:{column}: {message}")]
     Syntax {
         name: String,
         line: usize,
         column: usize,
         message: String,
     },
-    #[error("templates/{name}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    /// `name` as for [`TemplateError::Syntax`].
+    #[error("{name}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
     Render {
         name: String,
         line: Option<usize>,
@@ -36,12 +39,17 @@ pub enum TemplateError {
     Missing(String),
     #[error("{}: {message}", .path.display())]
     Override { path: PathBuf, message: String },
+    /// The `--templates` directory itself is unusable.
+    #[error("--templates: {}: {message}", .path.display())]
+    Dir { path: PathBuf, message: String },
 }
 
 /// The template set: embedded files, with files under an override directory taking their place.
 pub struct Renderer {
     hb: Handlebars<'static>,
     override_dir: Option<PathBuf>,
+    /// The templates the override directory replaced or added: name → the user's file.
+    overridden: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -71,13 +79,12 @@ impl Renderer {
             let file =
                 Embedded::get(&name).ok_or_else(|| TemplateError::Missing(name.to_string()))?;
             let text = String::from_utf8_lossy(&file.data);
-            register(&mut hb, &name, &text)?;
+            register(&mut hb, &name, &text, &format!("templates/{name}"))?;
         }
+        let mut overridden = std::collections::BTreeMap::new();
         if let Some(dir) = override_dir {
-            for (rel, path) in walk(dir).map_err(|e| TemplateError::Override {
-                path: dir.to_path_buf(),
-                message: e.to_string(),
-            })? {
+            let files = override_files(dir)?;
+            for (rel, path) in files {
                 if !rel.ends_with(TEMPLATE_SUFFIX) {
                     continue;
                 }
@@ -85,12 +92,14 @@ impl Renderer {
                     path: path.clone(),
                     message: e.to_string(),
                 })?;
-                register(&mut hb, &rel, &text)?;
+                register(&mut hb, &rel, &text, &path.display().to_string())?;
+                overridden.insert(rel, path);
             }
         }
         Ok(Renderer {
             hb,
             override_dir: override_dir.map(Path::to_path_buf),
+            overridden,
         })
     }
 
@@ -110,8 +119,12 @@ impl Renderer {
                 }
                 other => other.to_string(),
             };
+            let name = e.template_name.as_deref().unwrap_or(name);
             TemplateError::Render {
-                name: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                name: match self.overridden.get(name) {
+                    Some(path) => path.display().to_string(),
+                    None => format!("templates/{name}"),
+                },
                 line: e.line_no,
                 message,
             }
@@ -170,16 +183,72 @@ impl Renderer {
     }
 }
 
-fn register(hb: &mut Handlebars<'static>, name: &str, text: &str) -> Result<(), TemplateError> {
+/// Registers template `name`; `shown` is the file to name in a syntax error.
+fn register(
+    hb: &mut Handlebars<'static>,
+    name: &str,
+    text: &str,
+    shown: &str,
+) -> Result<(), TemplateError> {
     hb.register_template_string(name, text).map_err(|e| {
         let (line, column) = e.pos().unwrap_or((0, 0));
         TemplateError::Syntax {
-            name: name.to_string(),
+            name: shown.to_string(),
             line,
             column,
             message: e.reason().to_string(),
         }
     })
+}
+
+/// The files of the `--templates` directory `dir`, each checked to take the place of a file
+/// ephemera uses: a built-in one of the same name, a new template under `app/` (rendered with
+/// the app's), or a file of an add-on under `addons/<name>/` (a new add-on brings its
+/// `addon.yaml`). Anything else would be ignored without a word, so it is an error.
+///
+/// # Errors
+/// [`TemplateError::Dir`] when `dir` is not a readable directory; [`TemplateError::Override`]
+/// naming a file that matches nothing.
+fn override_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, TemplateError> {
+    let dir_error = |message: String| TemplateError::Dir {
+        path: dir.to_path_buf(),
+        message,
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(dir_error("is not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(dir_error("no such directory".into()));
+        }
+        Err(e) => return Err(dir_error(e.to_string())),
+    }
+    let files = walk(dir).map_err(|e| dir_error(e.to_string()))?;
+    let addon_of = |rel: &str| {
+        rel.strip_prefix("addons/")
+            .and_then(|r| r.split_once('/'))
+            .map(|(name, _)| format!("addons/{name}/addon.yaml"))
+    };
+    let defined: std::collections::BTreeSet<String> = files
+        .iter()
+        .map(|(rel, _)| rel.clone())
+        .chain(Embedded::iter().map(|n| n.to_string()))
+        .filter(|n| n.starts_with("addons/") && n.ends_with("/addon.yaml"))
+        .collect();
+    for (rel, path) in &files {
+        let known = Embedded::get(rel).is_some()
+            || (rel.starts_with("app/") && rel.ends_with(".yaml.hbs"))
+            || addon_of(rel).is_some_and(|def| defined.contains(&def));
+        if !known {
+            return Err(TemplateError::Override {
+                path: path.clone(),
+                message: "matches no template ephemera uses: --templates replaces files of the \
+                          same name under templates/, and adds templates only under app/ \
+                          (*.yaml.hbs) or addons/<name>/"
+                    .into(),
+            });
+        }
+    }
+    Ok(files)
 }
 
 /// Every file under `dir`, as (path relative to `dir` with `/` separators, full path).
@@ -269,8 +338,11 @@ mod tests {
     #[test]
     fn yaml_helper_quotes_hostile_strings() {
         let dir = tempfile::tempdir().unwrap();
-        let r =
-            renderer_with(dir.path(), &[("t/x.yaml.hbs", "branch: {{yaml branch}}\n")]).unwrap();
+        let r = renderer_with(
+            dir.path(),
+            &[("app/x.yaml.hbs", "branch: {{yaml branch}}\n")],
+        )
+        .unwrap();
         for hostile in [
             "\": {a: b}",
             "$(rm -rf /)",
@@ -284,7 +356,7 @@ mod tests {
             "del\u{7f} c1\u{9b} nel\u{85}",
         ] {
             let out = r
-                .render("t/x.yaml.hbs", &json!({"branch": hostile}))
+                .render("app/x.yaml.hbs", &json!({"branch": hostile}))
                 .unwrap();
             #[derive(serde::Deserialize)]
             struct Doc {
@@ -298,30 +370,37 @@ mod tests {
     #[test]
     fn missing_variable_names_template_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let r = renderer_with(dir.path(), &[("t/y.yaml.hbs", "a: 1\nb: {{yaml nope}}\n")]).unwrap();
+        let r = renderer_with(
+            dir.path(),
+            &[("app/y.yaml.hbs", "a: 1\nb: {{yaml nope}}\n")],
+        )
+        .unwrap();
         let err = r
-            .render("t/y.yaml.hbs", &json!({}))
+            .render("app/y.yaml.hbs", &json!({}))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("templates/t/y.yaml.hbs:2"), "{err}");
+        // The user's file, not a built-in path.
+        let file = dir.path().join("app/y.yaml.hbs");
+        assert!(err.starts_with(&format!("{}:2", file.display())), "{err}");
         assert!(err.contains("nope"), "{err}");
     }
 
     #[test]
     fn syntax_error_names_template_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let err = renderer_with(dir.path(), &[("t/z.yaml.hbs", "a: 1\nb: {{#if x}}\n")])
+        let err = renderer_with(dir.path(), &[("app/z.yaml.hbs", "a: 1\nb: {{#if x}}\n")])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("templates/t/z.yaml.hbs:"), "{err}");
+        let file = dir.path().join("app/z.yaml.hbs");
+        assert!(err.starts_with(&format!("{}:", file.display())), "{err}");
     }
 
     #[test]
     fn no_html_escaping() {
         let dir = tempfile::tempdir().unwrap();
-        let r = renderer_with(dir.path(), &[("t/e.hbs", "{{v}}")]).unwrap();
+        let r = renderer_with(dir.path(), &[("app/e.yaml.hbs", "{{v}}")]).unwrap();
         assert_eq!(
-            r.render("t/e.hbs", &json!({"v": "<a&b>"})).unwrap(),
+            r.render("app/e.yaml.hbs", &json!({"v": "<a&b>"})).unwrap(),
             "<a&b>"
         );
     }

@@ -46,6 +46,9 @@ pub struct InstallContext<'a> {
     pub progress: Arc<dyn Progress>,
     /// How long each wait step may take.
     pub wait_timeout: Duration,
+    /// When every wait must have ended, whenever it starts (the engine's `--deadline`); a wait
+    /// that reaches it reports its object and last state.
+    pub wait_until: Option<tokio::time::Instant>,
     /// Total backoff for transient apply errors (apiserver restarting, webhook not ready).
     pub retry_for: Duration,
     /// How long one API request may go unanswered before it is retried.
@@ -71,6 +74,7 @@ impl<'a> InstallContext<'a> {
             sources,
             progress,
             wait_timeout: Duration::from_secs(600),
+            wait_until: None,
             retry_for: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
             force: false,
@@ -484,6 +488,7 @@ fn options(ctx: &InstallContext<'_>, addon: &ResolvedAddon, origin: String) -> A
         retry_for: ctx.retry_for,
         request_timeout: ctx.request_timeout,
         crd_timeout: ctx.wait_timeout,
+        crd_until: ctx.wait_until,
         origin,
         ..ApplyOptions::default()
     }
@@ -530,7 +535,7 @@ fn add_steps(
                 w.objects.clone(),
                 deps,
                 &shared,
-                ctx.wait_timeout,
+                (ctx.wait_timeout, ctx.wait_until),
             );
             steps.insert(key(&w.id), step);
             false
@@ -654,13 +659,20 @@ async fn all_ok(deps: Vec<Step>) -> bool {
         .all(|ok| ok)
 }
 
+/// How long a wait starting now may take: `timeout`, but never past `until`.
+fn wait_limit(timeout: Duration, until: Option<tokio::time::Instant>) -> Duration {
+    until.map_or(timeout, |u| {
+        timeout.min(u.saturating_duration_since(tokio::time::Instant::now()))
+    })
+}
+
 fn wait_step(
     addon: &str,
     id: String,
     objects: Vec<ObjectCheck>,
     deps: Vec<Step>,
     shared: &Shared3,
-    timeout: Duration,
+    (timeout, until): (Duration, Option<tokio::time::Instant>),
 ) -> Step {
     let (applier, tracker, progress) = shared.clone();
     let addon = addon.to_string();
@@ -668,6 +680,7 @@ fn wait_step(
         if !all_ok(deps).await {
             return false;
         }
+        let timeout = wait_limit(timeout, until);
         let what: Vec<String> = objects.iter().map(|o| format!("{o} {}", o.check)).collect();
         progress.update(SCOPE, &addon, State::Waiting(what.join(", ")));
         let checks = objects

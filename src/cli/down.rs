@@ -18,6 +18,13 @@ pub struct DownArgs {
     /// How the PR ended, for the Slack message (default: from the GitHub Actions event).
     #[arg(long, value_enum, value_name = "STATE")]
     pub pr_state: Option<PrState>,
+    /// The longest to wait without progress (a cloud that does not answer, a cluster
+    /// being deleted). Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub timeout: String,
+    /// The longest the whole command runs. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "2h")]
+    pub deadline: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,6 +34,8 @@ pub enum PrState {
 }
 
 pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let timeout = super::up::duration("--timeout", &args.timeout)?;
+    let deadline = super::up::duration("--deadline", &args.deadline)?;
     let opts = ephemera::engine::down::DownOptions {
         env_file: args.target.env,
         pr: args.target.pr,
@@ -39,6 +48,8 @@ pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
             Some(PrState::Closed) => Some(PrEnd::Closed),
             None => ephemera::engine::ci::closed_pr_from_event(),
         },
+        timeout,
+        deadline,
     };
     let progress = ephemera::progress::for_terminal(settings.quiet);
     let report = super::block_on(ephemera::engine::down::down(&opts, progress))?;

@@ -18,9 +18,13 @@ pub struct UpArgs {
     /// Keep a cluster this run created when a later step fails (for debugging).
     #[arg(long)]
     pub keep_on_failure: bool,
-    /// Deadline for each waiting step (add-ons ready, rollout settled, URL answering).
+    /// The longest to wait without progress: add-ons ready, rollout settled, URL
+    /// answering, a cloud or API that does not answer. Exit 3 when it runs out.
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub timeout: String,
+    /// The longest the whole command runs. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "2h")]
+    pub deadline: String,
     /// Accept the self-signed or staging certificate when checking the URL.
     #[arg(long)]
     pub insecure: bool,
@@ -37,6 +41,7 @@ pub struct UpArgs {
 
 pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = duration("--timeout", &args.timeout)?;
+    let deadline = duration("--deadline", &args.deadline)?;
     let opts = ephemera::engine::UpOptions {
         sources: super::sources(settings, &args.input.target.env, args.locked)?,
         request: ephemera::plan::Request {
@@ -47,6 +52,7 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         kubeconfig: settings.kubeconfig.clone(),
         keep_on_failure: args.keep_on_failure,
         timeout,
+        deadline,
         insecure: args.insecure,
         github: args.github,
         sha: args.sha,
@@ -78,7 +84,6 @@ pub fn run(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Ok)
 }
 
-/// A duration flag (`30s`, `15m`, `1h`).
 /// A waiting deadline given on the command line: a duration of at least one second.
 pub(super) fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
     let invalid = |message| {

@@ -13,9 +13,12 @@ pub mod aks;
 pub mod duration;
 pub mod host;
 mod positions;
+mod regions;
 mod registry;
 pub mod schema;
+mod strict;
 mod validate;
+pub(crate) use validate::is_guid;
 
 pub use positions::{Pos, Positions};
 
@@ -201,6 +204,9 @@ pub struct Cloud {
     pub resource_manager: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_host: Option<String>,
+    /// Regions of this cloud that ephemera's embedded list does not know yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_locations: Vec<String>,
 }
 
 impl Default for Cloud {
@@ -209,6 +215,7 @@ impl Default for Cloud {
             name: default_cloud(),
             resource_manager: None,
             authority_host: None,
+            extra_locations: Vec::new(),
         }
     }
 }
@@ -924,8 +931,20 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let p = if path == "." { "" } else { path.as_str() };
         at(&e, p)
     })?;
+    if let Some((path, message)) = strict::quoted_scalar(&doc)
+        .or_else(|| strict::rewritten(&env, &doc))
+        .or_else(|| strict::endpoint_beside_named_cloud(&env))
+    {
+        return Err(source.error(&path, message));
+    }
     validate::validate(&env)
         .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
+    // After validation, which explains a malformed name better than "not a region" would.
+    if let ProviderConfig::Aks(aks) = &env.provider
+        && let Some((path, message)) = regions::unknown_location(aks)
+    {
+        return Err(source.error(&path, message));
+    }
     Ok(Loaded { env, source })
 }
 
@@ -1091,6 +1110,7 @@ pub const WILDCARD_HOST_PATTERN: &str = "{{env}}.{{ip}}.{{wildcardDns}}";
 /// # Errors
 /// A message naming the problem, for use after `routing.host:`.
 pub fn render_host(pattern: &str, vars: &serde_json::Value) -> Result<String, String> {
+    strict::plain_variables(pattern)?;
     let mut hb = handlebars::Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);

@@ -574,7 +574,8 @@ fn slack(s: &Slack) -> Check {
     Ok(())
 }
 
-fn is_guid(s: &str) -> bool {
+/// `s` is a GUID: 8-4-4-4-12 hex digits.
+pub(crate) fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts

@@ -351,6 +351,7 @@ async fn collect(
                 pr: record.pr,
                 kubeconfig: None,
                 progress: progress.clone(),
+                bounds: &crate::deadline::Bounds::defaults(),
             })
             .await;
             match result {

@@ -50,6 +50,9 @@ pub enum EngineError {
     /// GitHub reporting cannot be set up: no token, no repository, a bad SHA or setting.
     #[error(transparent)]
     GitHub(#[from] crate::github::GitHubError),
+    /// `--timeout` or `--deadline` ran out (exit 3).
+    #[error(transparent)]
+    TimedOut(#[from] crate::deadline::TimedOut),
     /// A step of a pipeline failed.
     #[error("step {step} failed")]
     Step {
@@ -83,6 +86,7 @@ impl EngineError {
             EngineError::Lease(lease::LeaseError::Store(e)) => e.exit_status(),
             EngineError::Lease(_) => LeaseHeld,
             EngineError::Step { source, .. } => source.exit_status(),
+            EngineError::TimedOut(_) => TimedOut,
             EngineError::GcIncomplete { .. } | EngineError::Io { .. } => Failed,
         }
     }

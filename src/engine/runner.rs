@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use super::guard;
 use super::lease::{self, LeaseRecord, LeaseStore, Operation};
 use super::{EngineError, StepReport, chain};
+use crate::deadline::Bounds;
 use crate::progress::{Progress, State};
 use crate::providers::any::AnyProvider;
 use crate::providers::lease::AnyLeaseStore;
@@ -32,11 +33,15 @@ pub(crate) struct Start<'p> {
     pub progress: Arc<dyn Progress>,
     /// Keep a cluster this run created when a later step fails.
     pub keep_on_failure: bool,
+    /// `--timeout` and `--deadline`: every step, the checks before them and the rollback run
+    /// within these.
+    pub bounds: &'p Bounds,
 }
 
 /// Runs one pipeline's steps; see the module comment.
 pub(crate) struct Runner<'p> {
     provider: &'p AnyProvider,
+    bounds: &'p Bounds,
     name: String,
     me: LeaseRecord,
     order: Order,
@@ -60,6 +65,7 @@ impl<'p> Runner<'p> {
         let now = Timestamp::now();
         Runner {
             provider: start.provider,
+            bounds: start.bounds,
             name: start.name.to_string(),
             me: LeaseRecord::new(
                 lease::run_id(now),
@@ -86,7 +92,13 @@ impl<'p> Runner<'p> {
     /// # Errors
     /// [`lease::LeaseError::Held`] (exit 4) when another run wins.
     pub(crate) async fn preflight(&mut self) -> Result<(), crate::Error> {
-        self.early = guard::preflight(self.provider, &self.name, &self.me).await?;
+        let preflight = guard::preflight(self.provider, &self.name, &self.me);
+        let before = format!("before the first step, reading the lease of {}", self.name);
+        self.early = self
+            .bounds
+            .run(&before, preflight)
+            .await
+            .map_err(EngineError::from)??;
         Ok(())
     }
 
@@ -129,7 +141,8 @@ impl<'p> Runner<'p> {
                     .map_err(EngineError::from)?,
             )
         };
-        let taken = match tokio::time::timeout(Duration::from_secs(20), fut).await {
+        let limit = self.bounds.remaining().min(Duration::from_secs(20));
+        let taken = match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
             Err(_) => Err(EngineError::Invalid("timed out taking the lease".into()).into()),
         };
@@ -165,8 +178,9 @@ impl<'p> Runner<'p> {
         E: Into<crate::Error>,
     {
         self.advance(name);
+        let bounds = self.bounds;
         let out = match &self.held {
-            None => self.steps.run(name, step).await,
+            None => self.steps.run(name, bounds, step).await,
             Some(store) => {
                 if self.check_due {
                     lease::check_and_renew(store, &self.name, &self.me)
@@ -174,11 +188,14 @@ impl<'p> Runner<'p> {
                         .map_err(EngineError::from)?;
                 }
                 let guarded = guard::guarded(store, self.provider, &self.name, &self.me, step);
-                self.steps.run(name, guarded).await
+                self.steps.run(name, bounds, guarded).await
             }
         };
         self.check_due = true;
         self.existed |= out.is_ok();
+        if out.is_ok() {
+            bounds.progressed();
+        }
         out
     }
 
@@ -209,22 +226,34 @@ impl<'p> Runner<'p> {
     where
         R: Future<Output = ()>,
     {
+        // Cleaning up is bounded too, by a fresh --timeout: a failure (a timeout included) is
+        // cleaned up after, but an unreachable cloud never keeps the command waiting longer.
+        let cleanup = self.bounds.for_cleanup();
         if let Some(store) = &self.held
             && !matches!(&result, Err(e) if is_superseded(e))
-            && let Err(e) = store.release(&self.me.holder).await
         {
-            tracing::warn!("releasing the lease of {}: {}", self.name, chain(&e));
+            let release = cleanup.run("releasing the lease", store.release(&self.me.holder));
+            match release.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("releasing the lease of {}: {}", self.name, chain(&e)),
+                Err(e) => tracing::warn!("releasing the lease of {}: {e}", self.name),
+            }
         }
         let e = match result {
             Ok(v) => return Ok(v),
-            Err(e) => self.explain(e).await,
+            Err(e) => self.explain(e, &cleanup).await,
         };
         if self.created && !self.keep_on_failure && !is_superseded(&e) {
             tracing::warn!(
                 "up failed after creating {}; deleting it (pass --keep-on-failure to keep it)",
                 self.name
             );
-            rollback().await;
+            if let Err(e) = cleanup
+                .run("deleting what this run created", rollback())
+                .await
+            {
+                tracing::error!("{e}");
+            }
         }
         Err(e)
     }
@@ -237,11 +266,15 @@ impl<'p> Runner<'p> {
     /// A step that failed because a down deleted the environment, or another run took it over,
     /// reports that (exit 4) rather than its symptom, so the loser leaves the environment to the
     /// winner.
-    async fn explain(&self, e: crate::Error) -> crate::Error {
-        if is_superseded(&e) {
+    async fn explain(&self, e: crate::Error, bounds: &Bounds) -> crate::Error {
+        // A step that ran out of time was watching its lease all along (see `guard::guarded`);
+        // asking again would only make the command overrun its bound.
+        if is_superseded(&e) || matches!(e, crate::Error::Engine(EngineError::TimedOut(_))) {
             return e;
         }
-        match guard::taken_over(self.provider, &self.name, &self.me, self.existed).await {
+        let taken = guard::taken_over(self.provider, &self.name, &self.me, self.existed);
+        let taken = bounds.run("explaining the failure", taken).await;
+        match taken.ok().flatten() {
             Some(why) => {
                 tracing::warn!("{}", chain(&e));
                 EngineError::from(why).into()
@@ -311,10 +344,12 @@ impl Steps {
         }
     }
 
-    /// Runs `fut` as step `name`; its error is wrapped as [`EngineError::Step`].
+    /// Runs `fut` as step `name` within `bounds`; its error is wrapped as [`EngineError::Step`],
+    /// and running out of time is [`EngineError::TimedOut`].
     async fn run<T, E>(
         &mut self,
         name: &'static str,
+        bounds: &Bounds,
         fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, crate::Error>
     where
@@ -322,7 +357,12 @@ impl Steps {
     {
         self.progress.update("step", name, State::Started);
         let t0 = Instant::now();
-        match fut.await {
+        // A timeout is not wrapped: its message names the step already.
+        let (out, wrap) = match bounds.run(&format!("in step {name}"), fut).await {
+            Ok(r) => (r.map_err(Into::into), true),
+            Err(t) => (Err(EngineError::from(t).into()), false),
+        };
+        match out {
             Ok(v) => {
                 self.progress.update("step", name, State::Done);
                 self.done.push(StepReport {
@@ -334,7 +374,6 @@ impl Steps {
                 Ok(v)
             }
             Err(e) => {
-                let e: crate::Error = e.into();
                 self.progress
                     .update("step", name, State::Failed(first_line(&e)));
                 self.done.push(StepReport {
@@ -343,6 +382,9 @@ impl Steps {
                     detail: Some(chain(&e)),
                     seconds: secs(t0),
                 });
+                if !wrap {
+                    return Err(e);
+                }
                 Err(EngineError::Step {
                     step: name,
                     source: Box::new(e),

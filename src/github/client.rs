@@ -286,6 +286,7 @@ impl Client {
                 });
             }
             tracing::debug!(%method, %path, attempts, wait_ms = wait.as_millis() as u64, %last, "retrying GitHub request");
+            crate::deadline::note(|| format!("GitHub {method} {path}: {last}"));
             tokio::time::sleep(wait).await;
         }
     }

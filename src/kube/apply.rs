@@ -45,6 +45,8 @@ pub struct ApplyOptions {
     pub default_namespace: Option<String>,
     /// How long CRDs may take to become Established.
     pub crd_timeout: Duration,
+    /// When waiting for CRDs must have ended, whenever it starts (the engine's `--deadline`).
+    pub crd_until: Option<tokio::time::Instant>,
     /// How long one request may take before it is retried.
     pub request_timeout: Duration,
     /// Total backoff for transient errors of one object.
@@ -62,6 +64,7 @@ impl Default for ApplyOptions {
             labels: BTreeMap::new(),
             default_namespace: None,
             crd_timeout: Duration::from_secs(60),
+            crd_until: None,
             request_timeout: Duration::from_secs(30),
             retry_for: Duration::from_secs(120),
             origin: "manifest".into(),
@@ -422,7 +425,9 @@ impl Applier {
         };
         let api = self.api(&crd_ar, None);
         let started = tokio::time::Instant::now();
-        let deadline = started + opts.crd_timeout;
+        let deadline = opts.crd_until.map_or(started + opts.crd_timeout, |u| {
+            u.min(started + opts.crd_timeout)
+        });
         let mut next_check = started + FIRST_CHECK;
         let mut delay = Duration::from_millis(50);
         loop {
@@ -440,6 +445,7 @@ impl Applier {
             }
             if missing.is_empty() {
                 tracing::debug!(origin = %opts.origin, crds = wanted.len(), elapsed = ?started.elapsed(), "CRDs served");
+                crate::deadline::progress();
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
@@ -460,7 +466,7 @@ impl Applier {
                     let gvk = missing.get(name).copied();
                     return Err(KubeError::Timeout {
                         object: format!("CustomResourceDefinition {name}"),
-                        seconds: opts.crd_timeout.as_secs(),
+                        seconds: (deadline - started).as_secs(),
                         last_state: match (state.is_empty(), gvk) {
                             (false, _) => state,
                             (true, Some(g)) => format!(
@@ -473,6 +479,10 @@ impl Applier {
                 }
                 next_check = now + NUDGE_EVERY;
             }
+            crate::deadline::note(|| {
+                let names: Vec<&str> = missing.keys().copied().collect();
+                format!("CustomResourceDefinitions served: {}", names.join(", "))
+            });
             tokio::time::sleep(delay.min(deadline.saturating_duration_since(now))).await;
             delay = (delay * 2).min(Duration::from_millis(500));
             self.refresh(seen, opts.retry_for).await?;
@@ -580,19 +590,24 @@ impl Applier {
                 }
             };
             tracing::debug!(object = %id, retry_in = ?after, "applying: {why}");
+            crate::deadline::note(|| format!("applying {id}: {why}"));
         })
         .await;
         let retries = retries.into_inner();
         match result {
-            Ok(o) => Ok((
-                Applied {
-                    id,
-                    uid: o.metadata.uid,
-                    resource_version: o.metadata.resource_version,
-                    generation: o.metadata.generation,
-                },
-                retries,
-            )),
+            Ok(o) => {
+                // An object applied is progress: it opens a new --timeout window.
+                crate::deadline::progress();
+                Ok((
+                    Applied {
+                        id,
+                        uid: o.metadata.uid,
+                        resource_version: o.metadata.resource_version,
+                        generation: o.metadata.generation,
+                    },
+                    retries,
+                ))
+            }
             Err(Attempt::Kube(e)) if is_field_conflict(&e) => Err(KubeError::Conflict {
                 object: id.to_string(),
                 conflicts: field_conflicts(&e),

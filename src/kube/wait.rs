@@ -540,6 +540,7 @@ async fn watch_until(
                 });
             }
             Some(Err(e)) => {
+                crate::deadline::note(|| format!("{what}; last watch error: {e}"));
                 last_error = Some(e.to_string());
                 continue;
             }
@@ -567,8 +568,14 @@ async fn watch_until(
             continue;
         }
         match judge(&seen) {
-            Verdict::Wait => {}
-            Verdict::Done => return Ok(seen),
+            // Should an outer bound (`--timeout`) end this wait first, it names this.
+            Verdict::Wait => {
+                crate::deadline::note(|| format!("{what}; last seen: {}", describe(&seen)))
+            }
+            Verdict::Done => {
+                crate::deadline::progress();
+                return Ok(seen);
+            }
             Verdict::Failed(reason) => {
                 return Err(KubeError::Failed {
                     object: what,

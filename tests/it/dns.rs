@@ -658,12 +658,12 @@ fn the_dns01_solver_template_renders_cert_managers_azure_dns_fields() {
 fn the_dns01_solver_is_included_as_a_partial_of_the_cluster_issuer() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n  name: ephemera\nspec:\n  acme:\n    solvers:\n      - http01:\n          ingress:\n            ingressClassName: nginx\n{{#if tls.dns01}}\n{{> addons/cert-manager/dns01-solver.yaml.hbs}}\n{{/if}}\n";
-    std::fs::create_dir_all(dir.path().join("t")).unwrap();
-    std::fs::write(dir.path().join("t/issuer.yaml.hbs"), issuer).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(dir.path().join("app/issuer.yaml.hbs"), issuer).unwrap();
     let renderer = ephemera::templates::Renderer::new(Some(dir.path())).unwrap();
     let http_only = renderer
         .render(
-            "t/issuer.yaml.hbs",
+            "app/issuer.yaml.hbs",
             &json!({"tls": {"issuer": "letsencrypt"}}),
         )
         .unwrap();
@@ -673,7 +673,7 @@ fn the_dns01_solver_is_included_as_a_partial_of_the_cluster_issuer() {
         "hostedZoneName": ZONE, "managedIdentity": {"clientID": "c"}}});
     let both = renderer
         .render(
-            "t/issuer.yaml.hbs",
+            "app/issuer.yaml.hbs",
             &json!({"tls": {"issuer": "letsencrypt", "dns01": dns01}}),
         )
         .unwrap();

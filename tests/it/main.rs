@@ -9,6 +9,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod common;
+mod deadline;
 mod dns;
 mod doctor;
 mod e2e_kind;

@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::StepReport;
 use super::lease::Operation;
 use super::runner::{Runner, Start};
 use super::teardown;
+use super::{EngineError, StepReport};
 use crate::config::Environment;
+use crate::deadline::Bounds;
 use crate::progress::Progress;
 use crate::providers::any::{AnyProvider, ProviderOptions};
 use crate::providers::{Deleted, Provider};
@@ -42,6 +43,10 @@ pub struct DownOptions {
     pub github: bool,
     /// How the PR ended, for the Slack message (`--pr-state`, else the Actions event).
     pub pr_end: Option<super::ci::PrEnd>,
+    /// `--timeout`: the longest `down` waits without progress.
+    pub timeout: std::time::Duration,
+    /// `--deadline`: the longest the whole of `down` runs.
+    pub deadline: std::time::Duration,
 }
 
 /// What `down` did.
@@ -70,6 +75,8 @@ pub(crate) struct Target<'a> {
     /// `--kubeconfig PATH`, whose context for the environment goes too.
     pub kubeconfig: Option<&'a Path>,
     pub progress: Arc<dyn Progress>,
+    /// `--timeout` and `--deadline`.
+    pub bounds: &'a Bounds,
 }
 
 /// Deletes everything `target` owns, in the order of the module comment.
@@ -77,8 +84,10 @@ pub(crate) struct Target<'a> {
 /// # Errors
 /// Provider and ARM errors; the environment may be partly deleted, and a rerun continues.
 pub(crate) async fn teardown(target: &Target<'_>) -> Result<DownReport, crate::Error> {
-    let name = target.name;
-    teardown::delete_dns_record(target.env, name, target.pr).await?;
+    let (name, bounds) = (target.name, target.bounds);
+    let dns = teardown::delete_dns_record(target.env, name, target.pr);
+    let before = "before the first step, deleting the DNS record";
+    bounds.run(before, dns).await.map_err(EngineError::from)??;
     let mut run = Runner::new(Start {
         provider: target.provider,
         name,
@@ -86,11 +95,17 @@ pub(crate) async fn teardown(target: &Target<'_>) -> Result<DownReport, crate::E
         order: &STEPS,
         progress: target.progress.clone(),
         keep_on_failure: false,
+        bounds,
     });
     let superseded = run.take_over().await;
     let deleted = run.step(STEPS[0], target.provider.delete(name)).await?;
     teardown::forget_kubeconfig(name, target.kubeconfig);
-    teardown::delete_federated_credential(target.env, target.provider, name).await?;
+    let credential = teardown::delete_federated_credential(target.env, target.provider, name);
+    let after = "after step cluster, deleting the federated credential";
+    bounds
+        .run(after, credential)
+        .await
+        .map_err(EngineError::from)??;
     Ok(DownReport {
         name: name.to_string(),
         provider: target.provider.kind().to_string(),
@@ -118,6 +133,7 @@ pub async fn down(
         .map_err(super::EngineError::from)?;
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
+    let bounds = Bounds::new(opts.timeout, opts.deadline);
     let started = std::time::Instant::now();
     let result = teardown(&Target {
         env: &env,
@@ -126,6 +142,7 @@ pub async fn down(
         pr,
         kubeconfig: opts.kubeconfig.as_deref(),
         progress,
+        bounds: &bounds,
     })
     .await;
     let mut report = match result {
@@ -143,9 +160,18 @@ pub async fn down(
     };
     if let (Some(settings), Some(pr)) = (github, pr) {
         let mut reporter = crate::github::Reporter::new(settings);
-        for w in reporter.torn_down(&name, pr).await {
+        let torn_down = reporter.torn_down(&name, pr);
+        let warnings = match bounds
+            .for_cleanup()
+            .run("reporting to GitHub", torn_down)
+            .await
+        {
+            Ok(w) => w.iter().map(ToString::to_string).collect(),
+            Err(t) => vec![t.to_string()],
+        };
+        for w in warnings {
             tracing::warn!("{w}");
-            report.warnings.push(w.to_string());
+            report.warnings.push(w);
         }
     }
     let mut msg = slack_message(name.as_str(), pr, Outcome::Success, opts.pr_end);

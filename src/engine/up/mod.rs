@@ -35,8 +35,11 @@ pub struct UpOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Keep a cluster this run created when a later step fails.
     pub keep_on_failure: bool,
-    /// Deadline for each waiting step (add-ons ready, rollout settled, URL answering).
+    /// `--timeout`: the longest `up` waits without progress (add-ons ready, rollout
+    /// settled, URL answering, a cloud that does not answer).
     pub timeout: Duration,
+    /// `--deadline`: the longest the whole of `up` runs.
+    pub deadline: Duration,
     /// Accept an invalid certificate when probing the URL (selfsigned or staging issuers only).
     pub insecure: bool,
     /// `--github`: report a GitHub Deployment and the sticky PR comment (also on with `github:`
@@ -92,6 +95,7 @@ pub struct AddonVersion {
 /// newer run or a `down` holds the environment (exit 4). When this run created the cluster and a
 /// later step fails, the cluster is deleted unless `keep_on_failure`.
 pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpReport, crate::Error> {
+    let bounds = crate::deadline::Bounds::new(opts.timeout, opts.deadline);
     // Everything that can be wrong with the input is found here, before anything is created.
     let mut request = opts.request.clone();
     // `up` stamps the real time; `plan` uses `--now` or a placeholder to stay reproducible.
@@ -124,8 +128,13 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
         record,
         name: &record.name,
         progress,
+        bounds: &bounds,
     };
-    check_limit(&ctx).await?;
+    let before = "before the first step";
+    bounds
+        .run(before, check_limit(&ctx))
+        .await
+        .map_err(EngineError::from)??;
     // A DNS record in the way that is not ours stops up before anything is created.
     if plan.summary.host_pending.is_none()
         && let Some(d) = crate::dns::azure::AzureDns::from_env(
@@ -133,14 +142,34 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
             Arc::new(crate::providers::probe::SystemProbe),
         )?
     {
-        d.check_host(&plan.summary.host, &record.name).await?;
+        let check = d.check_host(&plan.summary.host, &record.name);
+        bounds
+            .run(before, check)
+            .await
+            .map_err(EngineError::from)??;
     }
 
-    let announcer = Announcer::start(&ctx, github).await?;
-    match create_or_converge(&ctx).await {
-        Ok(report) => Ok(announcer.succeeded(&ctx, report).await),
+    let start = Announcer::start(&ctx, github);
+    let announcer = bounds
+        .run(before, start)
+        .await
+        .map_err(EngineError::from)??;
+    let result = create_or_converge(&ctx).await;
+    // Telling GitHub how it went is bounded like any cleanup: a fresh --timeout.
+    let cleanup = bounds.for_cleanup();
+    match result {
+        Ok(report) => {
+            let succeeded = announcer.succeeded(&ctx, report.clone());
+            Ok(cleanup
+                .run("reporting to GitHub", succeeded)
+                .await
+                .unwrap_or(report))
+        }
         Err(e) => {
-            announcer.ended(&ctx, &e).await;
+            let ended = announcer.ended(&ctx, &e);
+            if let Err(t) = cleanup.run("reporting how up ended", ended).await {
+                tracing::warn!("{t}");
+            }
             Err(e)
         }
     }
@@ -156,6 +185,7 @@ async fn create_or_converge(ctx: &Context<'_>) -> Result<UpReport, crate::Error>
         order: &steps::STEPS,
         progress: ctx.progress.clone(),
         keep_on_failure: ctx.opts.keep_on_failure,
+        bounds: ctx.bounds,
     });
     // Down always wins: an up that starts while a down (or a newer up) holds the environment
     // gives way before it repairs or recreates anything.

@@ -306,6 +306,7 @@ impl ArmClient {
             .notify(|a, dur| {
                 if let Attempt::Retry { why, .. } = a {
                     tracing::warn!("{operation}: {why}; retrying in {:.1}s", dur.as_secs_f64());
+                    crate::deadline::note(|| format!("ARM {operation}: {why}"));
                 }
             })
             .await;

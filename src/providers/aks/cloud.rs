@@ -174,6 +174,7 @@ mod tests {
             name: name.into(),
             resource_manager: None,
             authority_host: None,
+            extra_locations: Vec::new(),
         }
     }
 
@@ -235,6 +236,7 @@ mod tests {
             name: "Custom".into(),
             resource_manager: Some("https://arm.stack.local/".into()),
             authority_host: Some("https://login.stack.local/adfs".into()),
+            extra_locations: Vec::new(),
         };
         let e = CloudEndpoints::resolve(&c, &FakeProbe::new([])).unwrap();
         assert_eq!(e.authority_host.as_str(), "https://login.stack.local/adfs/");

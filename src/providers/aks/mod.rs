@@ -88,16 +88,13 @@ where
 /// A subscription id, trimmed; `field` names where it came from in the error.
 ///
 /// # Errors
-/// [`ProviderError::Config`] for an empty value or characters no subscription id has.
+/// [`ProviderError::Config`] for a value that is not a GUID. The value is not repeated: a
+/// variable set by mistake may hold anything, a secret included.
 pub fn subscription_id(value: &str, field: &str) -> Result<String, ProviderError> {
     let subscription = value.trim().to_string();
-    if subscription.is_empty()
-        || !subscription
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    if !crate::config::is_guid(&subscription) {
         return Err(ProviderError::Config(format!(
-            "{field}: {subscription:?} is not a subscription id (letters, digits and '-')"
+            "{field}: is not a subscription id (a GUID: 8-4-4-4-12 hexadecimal digits)"
         )));
     }
     Ok(subscription)

@@ -55,7 +55,10 @@ pub(crate) async fn install(
             ctx.progress.clone(),
         );
         install.values = crate::addons::install::template_values(ctx.env);
+        // Each wait gets --timeout from its start (what completed before it opened a new
+        // window), and none outlasts --deadline.
         install.wait_timeout = ctx.opts.timeout;
+        install.wait_until = Some(ctx.bounds.deadline());
         let report = crate::addons::install::install(client.clone(), addons, &install).await?;
         tracing::info!(
             environment = name,

@@ -20,7 +20,7 @@ pub(crate) async fn apply(
     client: &kube::Client,
     manifests: &[Manifest],
 ) -> Result<Option<crate::app::RolloutStatus>, crate::Error> {
-    let deadline = Instant::now() + ctx.opts.timeout;
+    let deadline = Instant::now() + ctx.bounds.remaining();
     let (env, name) = (ctx.env, ctx.name);
     let mut objects = Vec::with_capacity(manifests.len());
     for m in manifests {

@@ -41,7 +41,7 @@ pub(crate) async fn ensure_wildcard(
     tls::ensure_wildcard_certificate(client, zone, issuer_name, ctx.env.tls.issuer).await?;
     let cert = tls::WildcardCertificate::for_zone(zone)?;
     if serves_traffic {
-        let timeout = ctx.opts.timeout;
+        let timeout = ctx.bounds.remaining();
         tls::wait_certificate(client, tls::CERTS_NAMESPACE, &cert.name, timeout).await?;
         let app = &ctx.env.app.name;
         let secret = format!("{app}-tls");
@@ -62,6 +62,6 @@ pub(crate) fn awaited(env: &Environment, serves_traffic: bool, wildcard: bool) -
 /// The certificate not ready in time, with cert-manager's reason.
 pub(crate) async fn wait(ctx: &Context<'_>, client: &kube::Client) -> Result<(), crate::Error> {
     let app = &ctx.env.app.name;
-    tls::wait_certificate(client, app, app, ctx.opts.timeout).await?;
+    tls::wait_certificate(client, app, app, ctx.bounds.remaining()).await?;
     Ok(())
 }

@@ -72,7 +72,7 @@ pub(crate) async fn ensure(
                 .into(),
         )
     })?;
-    let address = wait_for_address(client, &source, ctx.opts.timeout).await?;
+    let address = wait_for_address(client, &source, ctx.bounds.remaining()).await?;
     let host = match &ctx.plan.summary.host_pending {
         None => ctx.plan.summary.host.clone(),
         Some(_) => {

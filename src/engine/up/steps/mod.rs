@@ -53,6 +53,9 @@ pub(crate) struct Context<'a> {
     pub record: &'a Record,
     pub name: &'a str,
     pub progress: Arc<dyn Progress>,
+    /// `--timeout` and `--deadline`; a wait that names what it waits for ends within
+    /// [`crate::deadline::Bounds::remaining`].
+    pub bounds: &'a crate::deadline::Bounds,
 }
 
 /// What the steps leave behind, for the report.

@@ -23,7 +23,7 @@ pub(crate) async fn check(
     url: &str,
     serves_traffic: bool,
 ) -> Result<(), crate::Error> {
-    let deadline = Instant::now() + ctx.opts.timeout;
+    let deadline = Instant::now() + ctx.bounds.remaining();
     let accept_invalid = crate::app::accept_invalid_certs(ctx.env.tls.issuer, ctx.opts.insecure)?;
     let health = &ctx.env.app.health_path;
     crate::app::report_url(url, health, serves_traffic, deadline, accept_invalid).await?;
