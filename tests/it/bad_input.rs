@@ -674,7 +674,7 @@ fn cases() -> Vec<Case> {
                 "ttl: 2h\n",
                 "ttl: 2h\nnotifications:\n  slack:\n    webhookEnv: SLACK\n    on: [sometimes]\n",
             ),
-            ":26:10: notifications.slack.on[0]: \"sometimes\" is not success or failure",
+            ":26:10: notifications.slack.on[0]: \"sometimes\" is not an event (up, deploy, promote, abort, extend, down, gc, notify) or an outcome",
         ),
         case(
             "unknownTop: ttl: 2h\nunknownTop: 1",
@@ -1006,7 +1006,7 @@ fn cases() -> Vec<Case> {
         case(
             "host outside the DNS zone",
             AksEdit("routing:\n", "routing:\n  host: \"{{env}}.other.dev\"\n"),
-            ":65:3: routing.host: renders \"pr-7.other.dev\", which is not in the Azure DNS zone previews.acme.dev",
+            ":71:3: routing.host: renders \"pr-7.other.dev\", which is not in the Azure DNS zone previews.acme.dev",
         ),
         case(
             "block helper in the host",
@@ -1014,7 +1014,7 @@ fn cases() -> Vec<Case> {
                 "routing:\n",
                 "routing:\n  host: \"{{#if pr}}pr{{/if}}-{{env}}.previews.acme.dev\"\n",
             ),
-            ":65:3: routing.host: \"{{#if pr}}pr{{/if}}-{{env}}.pr\" is not a plain variable",
+            ":71:3: routing.host: \"{{#if pr}}pr{{/if}}-{{env}}.pr\" is not a plain variable",
         ),
         case(
             "triple braces in the host",
@@ -1022,7 +1022,7 @@ fn cases() -> Vec<Case> {
                 "routing:\n",
                 "routing:\n  host: \"{{{env}}}.previews.acme.dev\"\n",
             ),
-            ":65:3: routing.host: \"{{{env}}}.previews.acme.dev\" is not a plain variable",
+            ":71:3: routing.host: \"{{{env}}}.previews.acme.dev\" is not a plain variable",
         ),
         case(
             "helper call in the host",

@@ -25,6 +25,8 @@ fn against_unreachable_arm(args: &[&str]) -> (std::process::Output, Duration) {
         .env("AZURE_RESOURCE_MANAGER_ENDPOINT", &arm)
         .env("AZURE_AUTHORITY_HOST", &arm)
         .env("EPHEMERA_AZURE_TOKEN", "opaque-test-token")
+        // pr-aks.yaml's app.registry takes the GHCR pull token from here.
+        .env("GITHUB_TOKEN", "opaque-registry-token")
         .env("PATH", "")
         .arg("-q")
         .args(args)
