@@ -812,7 +812,26 @@ pub fn load_with_source(path: &Path) -> Result<Loaded, ConfigError> {
     let bytes = read_limited(path, MAX_FILE_BYTES).map_err(read_error)?;
     let text =
         String::from_utf8(bytes).map_err(|_| read_error("not UTF-8 text, so not YAML".into()))?;
-    parse(&file, &text)
+    let mut loaded = parse(&file, &text)?;
+    if let (ProviderConfig::Local(l), Some(dir)) = (&mut loaded.env.provider, path.parent()) {
+        l.bin_dir = l.bin_dir.take().map(|dirs| relative_to(dir, &dirs));
+    }
+    Ok(loaded)
+}
+
+/// `dirs` (separated by `:`) with each relative entry made relative to `base`, the environment
+/// file's directory, instead of the current directory.
+fn relative_to(base: &Path, dirs: &str) -> String {
+    dirs.split(':')
+        .map(|d| {
+            if d.is_empty() || Path::new(d).is_absolute() {
+                d.to_string()
+            } else {
+                base.join(d).display().to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The largest environment file (or template) read: far above any real one, and small enough
@@ -1234,5 +1253,26 @@ app:
         let e = err("apiVersion: [\n");
         assert!(e.starts_with("env.yaml:"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn a_relative_bin_dir_is_relative_to_the_environment_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env.yaml");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/local.yaml");
+        let text = std::fs::read_to_string(shipped).unwrap().replace(
+            "    nodes: 2\n",
+            "    nodes: 2\n    binDir: k8s/bin:/opt/bin\n",
+        );
+        assert!(text.contains("binDir"));
+        std::fs::write(&file, text).unwrap();
+        let env = load(&file).unwrap();
+        let ProviderConfig::Local(l) = env.provider else {
+            panic!("a local environment")
+        };
+        assert_eq!(
+            l.bin_dir.unwrap(),
+            format!("{}:/opt/bin", dir.path().join("k8s/bin").display())
+        );
     }
 }

@@ -47,6 +47,9 @@ pub(super) fn validate(env: &Environment) -> Check {
                     format!("{} is outside 1..=1000", l.nodes),
                 );
             }
+            if let Some(dirs) = &l.bin_dir {
+                bin_dir(dirs)?;
+            }
         }
     }
     addons(&env.addons)?;
@@ -252,6 +255,34 @@ fn kind(k: &KindConfig) -> Check {
             return fail(
                 format!("{p}.registryMirror.endpoint"),
                 format!("{:?} is not an http:// or https:// URL", m.endpoint),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `provider.local.binDir`: directories separated by `:`, each absolute or relative to the
+/// environment file (resolved by `load`), and never climbing out of it with `..`.
+fn bin_dir(dirs: &str) -> Check {
+    let field = "provider.local.binDir";
+    if dirs.split(':').all(str::is_empty) {
+        return fail(field, "is empty; leave it out to use the default cache");
+    }
+    for dir in dirs.split(':').filter(|d| !d.is_empty()) {
+        if dir.chars().any(char::is_control) {
+            return fail(field, format!("{dir:?} holds a control character"));
+        }
+        let path = std::path::Path::new(dir);
+        if !path.is_absolute()
+            && path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return fail(
+                field,
+                format!(
+                    "{dir:?} climbs out of the environment file's directory; give an absolute path or one below it"
+                ),
             );
         }
     }

@@ -669,6 +669,19 @@ fn cases() -> Vec<Case> {
             ":25:5: notifications.slack.webhookEnv: \"lower-case\" is not an environment v",
         ),
         case(
+            "provider.local.binDir climbing out",
+            Edit(
+                "    nodes: 1\n",
+                "    nodes: 1\n    binDir: bin:../../usr/bin\n",
+            ),
+            ":8:5: provider.local.binDir: \"../../usr/bin\" climbs out of the environment file's directory",
+        ),
+        case(
+            "provider.local.binDir empty",
+            Edit("    nodes: 1\n", "    nodes: 1\n    binDir: \":\"\n"),
+            ":8:5: provider.local.binDir: is empty; leave it out",
+        ),
+        case(
             "notifications.slack.on[0]: ttl: 2h\nnotifications:\n  slack:\n    webh",
             Edit(
                 "ttl: 2h\n",
