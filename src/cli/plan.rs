@@ -27,6 +27,9 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    if let Some(dir) = &args.out {
+        out_dir(dir)?;
+    }
     let request = args.input.request(args.now, settings);
     let plan = ephemera::plan::run(&request).map_err(ephemera::Error::from)?;
     for w in &plan.warnings {
@@ -34,7 +37,12 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     }
     let text = match (&args.out, settings.output) {
         (Some(dir), format) => {
-            let written = plan.write_files(dir).map_err(ephemera::Error::from)?;
+            let written = plan.write_files(dir).map_err(|e| {
+                usage(
+                    "--out",
+                    format!("{}: {}", dir.display(), ephemera::error::chain(&e)),
+                )
+            })?;
             let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             match format {
                 OutputFormat::Json => serde_json::to_string_pretty(&paths)?,
@@ -46,4 +54,26 @@ pub fn run(args: PlanArgs, settings: &Settings, printer: &Printer) -> anyhow::Re
     };
     printer.result(&text)?;
     Ok(ExitStatus::Ok)
+}
+
+/// `--out DIR`: a directory, or a path one can be made at; checked before planning, so a wrong
+/// path names the flag instead of failing halfway through the writing.
+fn out_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(usage(
+            "--out",
+            format!("{} exists and is not a directory", dir.display()),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(usage("--out", format!("{}: {e}", dir.display()))),
+    }
+}
+
+/// A one-line usage error (exit 2) naming `flag`.
+fn usage(flag: &str, message: String) -> anyhow::Error {
+    anyhow::Error::from(ephemera::Error::from(ephemera::names::NameError::Invalid {
+        what: flag.into(),
+        message: ephemera::config::cut(&message, 300),
+    }))
 }

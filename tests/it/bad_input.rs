@@ -669,6 +669,11 @@ fn cases() -> Vec<Case> {
             ":25:5: notifications.slack.webhookEnv: \"lower-case\" is not an environment v",
         ),
         case(
+            "--out onto an existing file",
+            Args(&["--pr", "7", "--out", "Cargo.toml"]),
+            "--out: Cargo.toml exists and is not a directory",
+        ),
+        case(
             "provider.local.binDir climbing out",
             Edit(
                 "    nodes: 1\n",
