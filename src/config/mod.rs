@@ -923,7 +923,8 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     }
     // First as plain data: syntax errors, and a wrong apiVersion or kind, come before any
     // complaint about fields that would only confuse when the file is not an Environment at all.
-    let doc: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| at(&e, ""))?;
+    let doc: serde_json::Value =
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| at(&e, ""))?;
     let Some(map) = doc.as_object() else {
         return Err(source.error(
             "",
@@ -940,16 +941,17 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         }
     }
     let mut path = String::new();
-    let env: Environment = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            path = e.path().to_string();
-            e.into_inner()
+    let env: Environment =
+        serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
         })
-    })
-    .map_err(|e| {
-        let p = if path == "." { "" } else { path.as_str() };
-        at(&e, p)
-    })?;
+        .map_err(|e| {
+            let p = if path == "." { "" } else { path.as_str() };
+            at(&e, p)
+        })?;
     if let Some((path, message)) = strict::quoted_scalar(&doc)
         .or_else(|| strict::rewritten(&env, &doc))
         .or_else(|| strict::endpoint_beside_named_cloud(&env))
@@ -965,6 +967,12 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         return Err(source.error(&path, message));
     }
     Ok(Loaded { env, source })
+}
+
+/// How environment files are read: YAML 1.2 booleans only (`true`, `false`), so `enabled: yes`
+/// or `on: off` is an error instead of a boolean that YAML 1.1 readers and people disagree on.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 /// The error inside the deserializer's alias and snippet wrappers.
@@ -1018,6 +1026,22 @@ fn saphyr_message(e: &serde_saphyr::Error, text: &str) -> String {
             };
         }
         E::UnknownAnchor { .. } => return "an alias (*name) names no anchor (&name)".into(),
+        E::InvalidBooleanStrict { location } => {
+            let found = scalar_at(text, location.line(), location.column());
+            let yaml11 = found.as_deref().is_some_and(|f| {
+                matches!(
+                    f.to_ascii_lowercase().as_str(),
+                    "yes" | "no" | "on" | "off" | "y" | "n"
+                )
+            });
+            return match found {
+                Some(f) if yaml11 => format!(
+                    "{f:?} is not true or false (a YAML 1.1 boolean, which ephemera does not read as one)"
+                ),
+                Some(f) => format!("{f:?} is not true or false"),
+                None => "expected true or false".into(),
+            };
+        }
         _ => {}
     }
     if let serde_saphyr::Error::InvalidScalar { ty, location } = inner {

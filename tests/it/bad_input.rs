@@ -669,6 +669,16 @@ fn cases() -> Vec<Case> {
             ":25:5: notifications.slack.webhookEnv: \"lower-case\" is not an environment v",
         ),
         case(
+            "a YAML 1.1 boolean",
+            Edit("    enabled: false\n", "    enabled: no\n"),
+            ":10:14: addons.argoCd.enabled: \"no\" is not true or false (a YAML 1.1 boolean",
+        ),
+        case(
+            "a YAML 1.1 boolean, capitalised",
+            Edit("    enabled: false\n", "    enabled: On\n"),
+            ":10:14: addons.argoCd.enabled: \"On\" is not true or false (a YAML 1.1 boolean",
+        ),
+        case(
             "--out onto an existing file",
             Args(&["--pr", "7", "--out", "Cargo.toml"]),
             "--out: Cargo.toml exists and is not a directory",
