@@ -13,13 +13,16 @@ use ephemera::slack::Event;
 pub struct AbortArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
 }
 
 pub fn run(args: AbortArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let bounds = args.bounds.bounds()?;
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
     let announce = Announce::start(&env, &name, &args.target, Event::Abort);
-    let result = super::block_on(async {
+    let result = super::block_on_within(&bounds, "aborting the canary", async {
         let client = super::client(&provider, &name).await?;
         anyhow::Ok(ephemera::app::abort(&client, &app, &app).await?)
     });

@@ -24,10 +24,16 @@ pub struct DeployArgs {
     /// How long to wait for the rollout to finish (or reach its first pause).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: String,
+    /// The longest the whole command runs. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "2h")]
+    pub deadline: String,
 }
 
 pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let timeout = super::up::duration("--timeout", &args.timeout)?;
+    // The rollout's wait ends at --timeout and names the Rollout; the bounds also cover reaching
+    // the cluster (an unreachable cloud), which that wait does not.
+    let bounds = super::bounds(&args.timeout, &args.deadline)?;
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let image =
         ephemera::plan::image(&env, args.image.as_deref()).map_err(ephemera::Error::from)?;
@@ -56,7 +62,7 @@ pub fn run(args: DeployArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     };
     let deadline = Instant::now() + timeout;
     let announce = Announce::start(&env, &name, &args.target, Event::Deploy);
-    let result = super::block_on(async {
+    let result = super::block_on_within(&bounds, "deploying the image", async {
         let client = super::client(&provider, &name).await?;
         if let Some(secret) = &registry_secret {
             ephemera::app::registry::refresh(&client, name.as_str(), secret).await?;

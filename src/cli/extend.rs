@@ -15,6 +15,8 @@ use ephemera::slack::Event;
 pub struct ExtendArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
     /// How much longer, e.g. 2h, 1d (at most 30d at a time).
     #[arg(long, value_name = "DURATION")]
     pub by: String,
@@ -37,7 +39,12 @@ pub fn run(args: ExtendArgs, settings: &Settings) -> anyhow::Result<ExitStatus> 
     let (name, _) = ephemera::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())
         .map_err(ephemera::Error::from)?;
     let announce = Announce::start(&env, &name, &args.target, Event::Extend);
-    let result = super::block_on(ephemera::engine::inventory::extend(&opts));
+    let bounds = args.bounds.bounds()?;
+    let result = super::block_on_within(
+        &bounds,
+        "extending the environment",
+        ephemera::engine::inventory::extend(&opts),
+    );
     let by = args.by.clone();
     let record = announce.finish(
         result,

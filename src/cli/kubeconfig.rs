@@ -14,13 +14,17 @@ use super::{Settings, TargetArgs};
 pub struct KubeconfigArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
 }
 
 pub fn run(args: KubeconfigArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let bounds = args.bounds.bounds()?;
     let (_, name, provider) = super::resolve(&args.target, settings)?;
-    let kubeconfig =
-        super::block_on(async { anyhow::Ok(provider.kubeconfig(name.as_str()).await?) })?
-            .renamed(name.as_str());
+    let kubeconfig = super::block_on_within(&bounds, "fetching the kubeconfig", async {
+        anyhow::Ok(provider.kubeconfig(name.as_str()).await?)
+    })?
+    .renamed(name.as_str());
     let printer = super::printer::Printer::new(settings);
     match &settings.kubeconfig {
         Some(path) => {

@@ -14,12 +14,18 @@ pub struct ListArgs {
     /// Environment file whose provider and profile to list.
     #[arg(long, value_name = "FILE")]
     pub env: PathBuf,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
 }
 
 pub fn run(args: ListArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
-    let rows = super::block_on(ephemera::engine::inventory::list(&super::list_options(
-        &args.env, settings,
-    )))?;
+    let bounds = args.bounds.bounds()?;
+    let opts = super::list_options(&args.env, settings);
+    let rows = super::block_on_within(
+        &bounds,
+        "listing the environments",
+        ephemera::engine::inventory::list(&opts),
+    )?;
     super::emit(settings, &rows, || {
         let mut lines = vec!["NAME\tPROVIDER\tPR\tSTATE\tEXPIRES\tURL".to_string()];
         for r in &rows {

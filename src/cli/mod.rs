@@ -92,6 +92,40 @@ pub struct TargetArgs {
     pub name: Option<String>,
 }
 
+/// `--timeout` and `--deadline` for the commands that only read or nudge an environment
+/// (`promote`, `abort`, `extend`, `status`, `list`, `kubeconfig`): an unreachable cloud or
+/// cluster ends them with exit 3 instead of minutes of retries.
+#[derive(Debug, Args)]
+pub struct BoundArgs {
+    /// The longest to wait without progress. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+    /// The longest the whole command runs. Exit 3 when it runs out.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub deadline: String,
+}
+
+impl BoundArgs {
+    /// The bounds, starting now.
+    ///
+    /// # Errors
+    /// A malformed or zero duration, naming its flag.
+    pub fn bounds(&self) -> anyhow::Result<ephemera::deadline::Bounds> {
+        bounds(&self.timeout, &self.deadline)
+    }
+}
+
+/// Bounds from the values of `--timeout` and `--deadline`.
+///
+/// # Errors
+/// A malformed or zero duration, naming its flag.
+pub(crate) fn bounds(timeout: &str, deadline: &str) -> anyhow::Result<ephemera::deadline::Bounds> {
+    Ok(ephemera::deadline::Bounds::new(
+        up::duration("--timeout", timeout)?,
+        up::duration("--deadline", deadline)?,
+    ))
+}
+
 /// What `plan` and `up` make an environment from: which environment, the image, the lifetime,
 /// and the strings that come with the PR.
 #[derive(Debug, Args)]
@@ -281,6 +315,23 @@ async fn client(
 ) -> anyhow::Result<::kube::Client> {
     use ephemera::providers::Provider as _;
     Ok(provider.kubeconfig(name.as_str()).await?.client().await?)
+}
+
+/// As [`block_on`], inside `bounds`: when one runs out, exit 3 naming `what` and what it last
+/// waited for.
+fn block_on_within<T, E: Into<anyhow::Error>>(
+    bounds: &ephemera::deadline::Bounds,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    block_on(async {
+        match bounds.run(what, f).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(timed_out) => Err(anyhow::Error::from(ephemera::Error::from(
+                ephemera::engine::EngineError::from(timed_out),
+            ))),
+        }
+    })
 }
 
 /// Runs a library future to completion on a runtime of its own.

@@ -15,6 +15,8 @@ use ephemera::slack::Event;
 pub struct PromoteArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
     /// Promote past the current pause only (the default).
     #[arg(long, conflicts_with = "full")]
     pub step: bool,
@@ -24,10 +26,11 @@ pub struct PromoteArgs {
 }
 
 pub fn run(args: PromoteArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    let bounds = args.bounds.bounds()?;
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
     let announce = Announce::start(&env, &name, &args.target, Event::Promote);
-    let result = super::block_on(async {
+    let result = super::block_on_within(&bounds, "promoting the canary", async {
         let client = super::client(&provider, &name).await?;
         anyhow::Ok(ephemera::app::promote(&client, &app, &app, args.full).await?)
     });

@@ -13,15 +13,22 @@ use super::{Settings, TargetArgs};
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundArgs,
 }
 
 pub fn run(args: StatusArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let opts = super::list_options(&args.target.env, settings);
-    let report = super::block_on(ephemera::engine::inventory::status(
-        &opts,
-        args.target.pr.as_deref(),
-        args.target.name.as_deref(),
-    ))?;
+    let bounds = args.bounds.bounds()?;
+    let report = super::block_on_within(
+        &bounds,
+        "reading the environment",
+        ephemera::engine::inventory::status(
+            &opts,
+            args.target.pr.as_deref(),
+            args.target.name.as_deref(),
+        ),
+    )?;
     super::emit(settings, &report, || {
         let r = &report.record;
         let mut lines = vec![

@@ -112,3 +112,35 @@ fn a_zero_or_malformed_deadline_is_refused() {
         assert!(err.contains(expect), "{err}");
     }
 }
+
+#[test]
+fn every_other_command_ends_within_its_timeout_with_arm_unreachable() {
+    let aks = ["--env", "environments/adhoc-aks.yaml", "--name", "demo"];
+    let cases: [(&[&str], &str); 6] = [
+        (&["status"], "reading the environment"),
+        (&["promote", "--full"], "promoting the canary"),
+        (&["abort"], "aborting the canary"),
+        (&["extend", "--by", "2h"], "extending the environment"),
+        (&["kubeconfig"], "fetching the kubeconfig"),
+        (
+            &["deploy", "--image", "ghcr.io/acme/cats:v2"],
+            "deploying the image",
+        ),
+    ];
+    for (command, what) in cases {
+        let mut args = command.to_vec();
+        args.extend(aks);
+        args.extend(["--timeout", "5s"]);
+        let (o, took) = against_unreachable_arm(&args);
+        let expect = format!("(--timeout 5s) {what}");
+        assert_timed_out(&o, took, Duration::from_secs(12), &expect);
+    }
+    let (o, took) = against_unreachable_arm(&[
+        "list",
+        "--env",
+        "environments/adhoc-aks.yaml",
+        "--deadline",
+        "5s",
+    ]);
+    assert_timed_out(&o, took, Duration::from_secs(12), "(--deadline 5s) listing");
+}
