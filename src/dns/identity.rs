@@ -20,13 +20,13 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::DnsError;
+use crate::azure::AzureError;
+use crate::azure::Timing;
+use crate::azure::arm::ArmClient;
+use crate::azure::cloud::CloudEndpoints;
 pub use crate::config::aks::check_identity_id;
 use crate::config::{AksConfig, Environment, ProviderConfig};
-use crate::providers::ProviderError;
-use crate::providers::aks::Timing;
-use crate::providers::aks::arm::ArmClient;
-use crate::providers::aks::cloud::CloudEndpoints;
-use crate::providers::probe::Probe;
+use crate::probe::Probe;
 
 /// The Microsoft.ManagedIdentity API version for federated identity credentials.
 pub const IDENTITY_API_VERSION: &str = "2023-01-31";
@@ -108,7 +108,7 @@ impl FederatedCredentials {
         };
         check_identity_id(identity).map_err(DnsError::Config)?;
         let cloud = CloudEndpoints::resolve(&aks.cloud, probe.as_ref())?;
-        let arm = crate::providers::aks::arm_client(&cloud, probe)?;
+        let arm = crate::azure::arm_client(&cloud, probe)?;
         Ok(Some(FederatedCredentials {
             arm,
             identity: identity.trim_end_matches('/').to_string(),
@@ -122,7 +122,7 @@ impl FederatedCredentials {
         self
     }
 
-    fn url(&self, name: &str) -> Result<Url, ProviderError> {
+    fn url(&self, name: &str) -> Result<Url, AzureError> {
         self.arm.url(&format!(
             "{}/federatedIdentityCredentials/{name}?api-version={IDENTITY_API_VERSION}",
             self.identity
@@ -275,7 +275,7 @@ impl FederatedCredentials {
                 _ => return Err(r.into_error(op).into()),
             }
         }
-        Err(DnsError::Arm(ProviderError::Api {
+        Err(DnsError::Arm(AzureError::Api {
             operation: op.to_string(),
             status: 409,
             code: "ConcurrentWrites".into(),
