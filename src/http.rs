@@ -1,8 +1,9 @@
 //! What the HTTP clients of ephemera share: the one `Retry-After` parser, and the one backoff
 //! policy for retried requests (backon's capped exponential backoff with jitter).
 //!
-//! The ARM client (and through it the DNS and identity clients) and the add-on source downloads
-//! retry with [`backoff`]; ARM and GitHub wait at least as long as [`parse_retry_after`] says.
+//! The ARM client (and through it the DNS and identity clients), the identity client's
+//! concurrent-write retries, the GitHub client and the add-on source downloads retry with
+//! [`backoff`]; ARM and GitHub wait at least as long as [`parse_retry_after`] says.
 
 use std::time::{Duration, SystemTime};
 

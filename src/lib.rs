@@ -5,6 +5,7 @@
 
 pub mod addons;
 pub mod app;
+pub mod azure;
 pub mod config;
 pub mod deadline;
 pub mod dns;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod kube;
 pub mod names;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod providers;
 pub mod record;

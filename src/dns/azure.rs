@@ -30,12 +30,12 @@ use serde_json::{Map, Value, json};
 use super::DnsError;
 use super::address::LbAddress;
 use super::host::{fqdn, record_name};
+use crate::azure::AzureError;
+use crate::azure::Timing;
+use crate::azure::arm::{ArmClient, ArmResponse};
+use crate::azure::cloud::CloudEndpoints;
 use crate::config::{AksConfig, Environment, ProviderConfig};
-use crate::providers::ProviderError;
-use crate::providers::aks::Timing;
-use crate::providers::aks::arm::{ArmClient, ArmResponse};
-use crate::providers::aks::cloud::CloudEndpoints;
-use crate::providers::probe::Probe;
+use crate::probe::Probe;
 use crate::record::keys;
 
 /// The DNS api-version: the stable `Microsoft.Network` DNS contract (dns.json of
@@ -311,15 +311,15 @@ impl AzureDns {
         }
         let (subscription, field) = match (
             dns.subscription.as_deref(),
-            probe.var_nonempty(crate::providers::aks::ENV_SUBSCRIPTION),
+            probe.var_nonempty(crate::azure::ENV_SUBSCRIPTION),
         ) {
             (Some(s), _) => (s.to_string(), "provider.aks.dns.subscription"),
-            (None, Some(s)) => (s, crate::providers::aks::ENV_SUBSCRIPTION),
+            (None, Some(s)) => (s, crate::azure::ENV_SUBSCRIPTION),
             (None, None) => (aks.subscription.clone(), "provider.aks.subscription"),
         };
-        let subscription = crate::providers::aks::subscription_id(&subscription, field)?;
+        let subscription = crate::azure::subscription_id(&subscription, field)?;
         let cloud = CloudEndpoints::resolve(&aks.cloud, probe.as_ref())?;
-        let arm = crate::providers::aks::arm_client(&cloud, probe)?;
+        let arm = crate::azure::arm_client(&cloud, probe)?;
         Ok(AzureDns {
             arm,
             subscription,
@@ -709,7 +709,7 @@ impl AzureDns {
                 match DnsRecord::from_arm(kind, &self.zone, &item) {
                     Some(r) => out.push(r),
                     None => {
-                        return Err(DnsError::Arm(ProviderError::Api {
+                        return Err(DnsError::Arm(AzureError::Api {
                             operation: op,
                             status: 200,
                             code: "InvalidListResponse".into(),
@@ -799,7 +799,7 @@ fn now_stamp() -> String {
 }
 
 fn invalid(op: &str, r: &ArmResponse, message: &str) -> DnsError {
-    DnsError::Arm(ProviderError::Api {
+    DnsError::Arm(AzureError::Api {
         operation: op.to_string(),
         status: r.status.as_u16(),
         code: "InvalidResponse".into(),
@@ -830,7 +830,7 @@ fn record_target(address: &LbAddress, env_name: &str) -> Result<(RecordKind, Str
 
 /// A record set that came without the etag an update must carry.
 fn missing_etag(what: &str) -> DnsError {
-    DnsError::Arm(ProviderError::Api {
+    DnsError::Arm(AzureError::Api {
         operation: format!("reading {what}"),
         status: 200,
         code: "MissingEtag".into(),
@@ -839,7 +839,7 @@ fn missing_etag(what: &str) -> DnsError {
 }
 
 fn not_converging(op: &str) -> DnsError {
-    DnsError::Arm(ProviderError::Api {
+    DnsError::Arm(AzureError::Api {
         operation: op.to_string(),
         status: 0,
         code: "NotConverging".into(),

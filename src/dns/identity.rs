@@ -15,18 +15,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::DnsError;
+use crate::azure::AzureError;
+use crate::azure::Timing;
+use crate::azure::arm::ArmClient;
+use crate::azure::cloud::CloudEndpoints;
 pub use crate::config::aks::check_identity_id;
 use crate::config::{AksConfig, Environment, ProviderConfig};
-use crate::providers::ProviderError;
-use crate::providers::aks::Timing;
-use crate::providers::aks::arm::ArmClient;
-use crate::providers::aks::cloud::CloudEndpoints;
-use crate::providers::probe::Probe;
+use crate::probe::Probe;
 
 /// The Microsoft.ManagedIdentity API version for federated identity credentials.
 pub const IDENTITY_API_VERSION: &str = "2023-01-31";
@@ -34,8 +35,18 @@ pub const IDENTITY_API_VERSION: &str = "2023-01-31";
 pub const AUDIENCE: &str = "api://AzureADTokenExchange";
 /// cert-manager's ServiceAccount, as the add-on installs it.
 pub const CERT_MANAGER_SUBJECT: &str = "system:serviceaccount:cert-manager:cert-manager";
-/// How often a write refused because another write to the same identity runs is tried again.
-const CONCURRENT_WRITE_TRIES: u32 = 10;
+/// How often a write refused because another write to the same identity runs is tried.
+const CONCURRENT_WRITE_TRIES: usize = 10;
+/// The first pause before such a write is tried again (at most the ARM client's `retry_max`).
+const CONCURRENT_WRITE_PAUSE: Duration = Duration::from_millis(500);
+
+/// Why one try of a write ended without a result.
+enum WriteTry {
+    /// ARM refused it because another write to the identity runs (409): try again.
+    Busy,
+    /// Any other failure: final.
+    Failed(DnsError),
+}
 
 /// The DNS-01 identity of an environment file, and the ARM client to reach it.
 pub struct FederatedCredentials {
@@ -108,7 +119,7 @@ impl FederatedCredentials {
         };
         check_identity_id(identity).map_err(DnsError::Config)?;
         let cloud = CloudEndpoints::resolve(&aks.cloud, probe.as_ref())?;
-        let arm = crate::providers::aks::arm_client(&cloud, probe)?;
+        let arm = crate::azure::arm_client(&cloud, probe)?;
         Ok(Some(FederatedCredentials {
             arm,
             identity: identity.trim_end_matches('/').to_string(),
@@ -122,7 +133,7 @@ impl FederatedCredentials {
         self
     }
 
-    fn url(&self, name: &str) -> Result<Url, ProviderError> {
+    fn url(&self, name: &str) -> Result<Url, AzureError> {
         self.arm.url(&format!(
             "{}/federatedIdentityCredentials/{name}?api-version={IDENTITY_API_VERSION}",
             self.identity
@@ -253,7 +264,8 @@ impl FederatedCredentials {
     }
 
     /// Sends a write. ARM refuses concurrent writes of federated credentials under one identity
-    /// (409); those are tried again after a pause, since previews start and end concurrently.
+    /// (409); those are tried again with [`crate::http::backoff`] (jittered, so runs that collided
+    /// do not collide again), since previews start and end concurrently.
     async fn write(
         &self,
         method: Method,
@@ -261,28 +273,44 @@ impl FederatedCredentials {
         body: Option<&Value>,
         op: &str,
     ) -> Result<StatusCode, DnsError> {
-        let mut pause = Duration::from_millis(500);
-        for _ in 0..CONCURRENT_WRITE_TRIES {
-            let r = self.arm.send(method.clone(), url, body, &[], op).await?;
+        let max = self.arm.timing.retry_max;
+        let backoff = crate::http::backoff(
+            CONCURRENT_WRITE_PAUSE.min(max),
+            max,
+            CONCURRENT_WRITE_TRIES - 1,
+        );
+        let once = || async {
+            let r = self
+                .arm
+                .send(method.clone(), url, body, &[], op)
+                .await
+                .map_err(|e| WriteTry::Failed(e.into()))?;
             match r.status.as_u16() {
-                200 | 201 | 204 => return Ok(r.status),
-                404 if method == Method::DELETE => return Ok(r.status),
-                409 => {
-                    tracing::debug!("{op}: another write to the identity runs; trying again");
-                    tokio::time::sleep(pause.min(self.arm.timing.retry_max)).await;
-                    pause *= 2;
-                }
-                _ => return Err(r.into_error(op).into()),
+                200 | 201 | 204 => Ok(r.status),
+                404 if method == Method::DELETE => Ok(r.status),
+                409 => Err(WriteTry::Busy),
+                _ => Err(WriteTry::Failed(r.into_error(op).into())),
             }
+        };
+        let result = once
+            .retry(backoff)
+            .when(|e| matches!(e, WriteTry::Busy))
+            .notify(|_, _| {
+                tracing::debug!("{op}: another write to the identity runs; trying again");
+            })
+            .await;
+        match result {
+            Ok(status) => Ok(status),
+            Err(WriteTry::Failed(e)) => Err(e),
+            Err(WriteTry::Busy) => Err(DnsError::Arm(AzureError::Api {
+                operation: op.to_string(),
+                status: 409,
+                code: "ConcurrentWrites".into(),
+                message: format!(
+                    "other writes to the identity kept running through {CONCURRENT_WRITE_TRIES} tries"
+                ),
+            })),
         }
-        Err(DnsError::Arm(ProviderError::Api {
-            operation: op.to_string(),
-            status: 409,
-            code: "ConcurrentWrites".into(),
-            message: format!(
-                "other writes to the identity kept running through {CONCURRENT_WRITE_TRIES} tries"
-            ),
-        }))
     }
 }
 

@@ -26,8 +26,8 @@ pub use azure::{AzureDns, DnsRecord, RecordKind, RecordOutcome, orphans};
 pub use host::{PreviewHost, preview_host, url_for};
 pub use tls::{certificate_failure_reason, copy_wildcard_secret, wait_certificate};
 
+use crate::azure::AzureError;
 use crate::kube::KubeError;
-use crate::providers::ProviderError;
 
 /// Errors from DNS records, load-balancer addresses and certificates.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum DnsError {
     Certificate { object: String, reason: String },
     /// ARM answered with an error, timed out, or could not be reached.
     #[error(transparent)]
-    Arm(#[from] ProviderError),
+    Arm(#[from] AzureError),
     #[error(transparent)]
     Kube(#[from] KubeError),
 }

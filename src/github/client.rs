@@ -2,10 +2,14 @@
 //! `Link`, and retries that honour `Retry-After` and `x-ratelimit-reset` within a time budget.
 //!
 //! Every call of the reporter shares one [`Deadline`], so a GitHub outage costs a bounded time
-//! however many requests the call would have made.
+//! however many requests the call would have made. The waits without a hint come from
+//! [`crate::http::backoff`], the backoff ARM uses too, and the `Retry-After` parser is
+//! [`crate::http::parse_retry_after`]; the loop stays here because the time budget, not a count of
+//! retries, decides when to stop.
 
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBackoff};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, RETRY_AFTER, USER_AGENT,
 };
@@ -198,6 +202,7 @@ impl Client {
         deadline: &Deadline,
     ) -> Result<Reply, GitHubError> {
         let path = url.path().to_string();
+        let mut backoff = backoff(&self.retry);
         let mut attempts = 0u32;
         let mut last = String::new();
         loop {
@@ -214,6 +219,8 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            // The n-th failed try waits the n-th backoff step when GitHub gives no hint.
+            let step = backoff.next().unwrap_or(self.retry.max_delay);
             let wait = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -236,14 +243,8 @@ impl Client {
                         });
                     }
                     let message = api_message(&text);
-                    let wait = retry_delay(
-                        status,
-                        &headers,
-                        &message,
-                        attempts,
-                        &self.retry,
-                        jiff::Timestamp::now(),
-                    );
+                    let wait =
+                        retry_delay(status, &headers, &message, step, jiff::Timestamp::now());
                     let Some(wait) = wait else {
                         return Err(GitHubError::Status {
                             method: method.to_string(),
@@ -270,7 +271,7 @@ impl Client {
                         });
                     }
                     last = crate::error::chain(&e.without_url());
-                    backoff(attempts, &self.retry)
+                    step
                 }
             };
             if wait > deadline.remaining() {
@@ -338,12 +339,13 @@ fn gave_up(
 ///   GitHub's message names a secondary rate limit; a 429 without hints backs off too. Any other
 ///   403 is a permission problem, and final.
 /// - 5xx is retried after `Retry-After`, else with exponential backoff.
+///
+/// `step` is the wait when GitHub gives no hint: the next step of [`backoff`].
 pub fn retry_delay(
     status: StatusCode,
     headers: &HeaderMap,
     message: &Option<String>,
-    attempt: u32,
-    retry: &Retry,
+    step: Duration,
     now: jiff::Timestamp,
 ) -> Option<Duration> {
     let header = |name: &str| {
@@ -368,27 +370,22 @@ pub fn retry_delay(
             .as_deref()
             .is_some_and(|m| m.to_ascii_lowercase().contains("secondary rate limit"));
         if status == StatusCode::TOO_MANY_REQUESTS || secondary {
-            return Some(backoff(attempt, retry));
+            return Some(step);
         }
         return None;
     }
     if status.is_server_error() {
-        return Some(retry_after.unwrap_or_else(|| backoff(attempt, retry)));
+        return Some(retry_after.unwrap_or(step));
     }
     None
 }
 
-/// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped, then between half and all
-/// of it.
-fn backoff(attempt: u32, retry: &Retry) -> Duration {
-    use rand::RngExt;
-    let exp = retry
-        .base_delay
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(retry.max_delay);
-    let half = exp / 2;
-    let jitter = rand::rng().random_range(0..=half.as_millis().min(u128::from(u64::MAX)) as u64);
-    half + Duration::from_millis(jitter)
+/// The waits between tries without a hint from GitHub: [`crate::http::backoff`], whose n-th
+/// step lies between half and all of `base_delay * 2^(n-1)` capped at `max_delay`. (backon's
+/// jitter adds up to the delay itself, so it is given half of both bounds.) It never runs out:
+/// the call's time budget ends the tries.
+pub fn backoff(retry: &Retry) -> ExponentialBackoff {
+    crate::http::backoff(retry.base_delay / 2, retry.max_delay / 2, usize::MAX).build()
 }
 
 /// The `rel="next"` target of a `Link` header.
@@ -460,8 +457,7 @@ mod tests {
                 StatusCode::from_u16(s).unwrap(),
                 &headers(h),
                 &m.map(String::from),
-                1,
-                &fast(),
+                backoff(&fast()).next().unwrap(),
                 now,
             )
         };
@@ -533,24 +529,24 @@ mod tests {
     fn server_errors_back_off_or_honour_retry_after() {
         let now = jiff::Timestamp::now();
         let r = fast();
+        let mut steps = backoff(&r);
         assert_eq!(
             retry_delay(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &headers(&[("retry-after", "2")]),
                 &None,
-                1,
-                &r,
+                steps.next().unwrap(),
                 now
             ),
             Some(Duration::from_secs(2))
         );
+        let mut steps = backoff(&r);
         for attempt in 1..10 {
             let w = retry_delay(
                 StatusCode::BAD_GATEWAY,
                 &HeaderMap::new(),
                 &None,
-                attempt,
-                &r,
+                steps.next().unwrap(),
                 now,
             )
             .unwrap();

@@ -3,7 +3,9 @@
 //! Every provider implements [`Provider`]: ensure, kubeconfig, delete, list, record updates, and
 //! what the engine needs beyond those: where the environment's lease is kept and the id of its
 //! cluster. No provider-specific type leaks out of this module; callers hold an
-//! [`any::AnyProvider`] and never branch on which provider it is.
+//! [`any::AnyProvider`] and never branch on which provider it is. What AKS shares with the Azure
+//! DNS and identity clients (the ARM client, clouds, credentials) lives below, in
+//! [`crate::azure`]; the machine's variables and tools in [`crate::probe`].
 
 use std::future::Future;
 use std::path::Path;
@@ -21,7 +23,9 @@ pub mod kubeconfig;
 pub mod lease;
 pub mod local;
 pub mod plan;
-pub mod probe;
+
+/// The machine's variables and tools, kept at this path for the providers' callers.
+pub use crate::probe;
 
 pub use kubeconfig::Kubeconfig;
 pub use plan::{ProviderPlan, plan_request};
@@ -208,6 +212,49 @@ pub enum ProviderError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// ARM's errors are the AKS provider's, variant for variant (same message, same exit status).
+impl From<crate::azure::AzureError> for ProviderError {
+    fn from(e: crate::azure::AzureError) -> Self {
+        use crate::azure::AzureError as A;
+        match e {
+            A::Config(m) => ProviderError::Config(m),
+            A::Credential { tried } => ProviderError::Credential { tried },
+            A::Api {
+                operation,
+                status,
+                code,
+                message,
+            } => ProviderError::Api {
+                operation,
+                status,
+                code,
+                message,
+            },
+            A::OperationFailed {
+                operation,
+                status,
+                code,
+                message,
+            } => ProviderError::OperationFailed {
+                operation,
+                status,
+                code,
+                message,
+            },
+            A::Timeout {
+                what,
+                seconds,
+                last_state,
+            } => ProviderError::Timeout {
+                what,
+                seconds,
+                last_state,
+            },
+            A::Transport { context, source } => ProviderError::Transport { context, source },
+        }
+    }
 }
 
 impl ProviderError {

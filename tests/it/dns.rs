@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ephemera::azure::Timing;
 use ephemera::config::{
     AksConfig, AzureDns as DnsConfig, Cloud, Issuer, NodePool, ResourceGroup, ResourceGroupStrategy,
 };
@@ -16,7 +17,6 @@ use ephemera::dns::address::{AddressSource, LbAddress, Observed, observe};
 use ephemera::dns::azure::{AzureDns, DNS_API_VERSION, RecordOutcome};
 use ephemera::dns::tls::{self, CERTS_NAMESPACE, WildcardCertificate};
 use ephemera::dns::{DnsError, host};
-use ephemera::providers::aks::Timing;
 use ephemera::providers::probe::FakeProbe;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

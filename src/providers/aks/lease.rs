@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::arm::ArmClient;
 use super::{self as aks, Aks, TagUpdate, spec};
+use crate::azure::arm::ArmClient;
 use crate::providers::ProviderError;
 use crate::providers::lease::{LeaseRecord, LeaseStore, Written};
 use crate::providers::probe::SystemProbe;
@@ -36,7 +36,7 @@ impl<'a> ArmLease<'a> {
     /// # Errors
     /// The HTTP client cannot be built, or `AZURE_TOKEN_CREDENTIALS` is unusable.
     pub fn new(aks: &'a Aks, name: &str) -> Result<Self, ProviderError> {
-        let mut arm = aks::arm_client(aks.cloud(), Arc::new(SystemProbe))?;
+        let mut arm = crate::azure::arm_client(aks.cloud(), Arc::new(SystemProbe))?;
         arm.timing.request_timeout = Duration::from_secs(30);
         Ok(ArmLease {
             aks,
@@ -58,7 +58,7 @@ impl<'a> ArmLease<'a> {
             return Ok(None);
         }
         if !r.status.is_success() {
-            return Err(r.into_error(&op));
+            return Err(r.into_error(&op).into());
         }
         let etag = r.etag().ok_or_else(|| ProviderError::Api {
             operation: op.clone(),

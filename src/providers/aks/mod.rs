@@ -1,9 +1,7 @@
 //! AKS: managed clusters over the Azure Resource Manager REST API (api-version 2026-08-01).
 //!
 //! - [`spec`]: the desired PUT bodies, names and ids (pure);
-//! - [`cloud`]: ARM and authority endpoints per cloud;
-//! - [`credentials`]: the credential chain;
-//! - [`arm`]: requests with retries, ErrorResponse, long-running operations, paging;
+//! - [`crate::azure`]: the ARM client, clouds and credentials it shares with `dns`;
 //! - [`Aks`]: the [`Provider`]: ensure, kubeconfig, delete, list and record updates.
 //!
 //! Every mutation is an ensure. The cluster is created with `If-None-Match: *`, so two racing
@@ -22,24 +20,13 @@ use crate::providers::probe::Probe;
 use crate::providers::{ClusterRequest, Deleted, Ensured, Kubeconfig, Provider, ProviderError};
 use crate::record::{Record, RecordError, keys};
 
-pub mod arm;
-pub mod cloud;
-pub mod credentials;
 pub mod lease;
 pub mod spec;
 
-pub use arm::Timing;
-use arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state};
-use cloud::CloudEndpoints;
-use credentials::CredentialChain;
-
-/// The swagger validator, for the unit tests here and the fake ARM server of the integration
-/// tests (which includes this file).
-#[cfg(test)]
-pub(crate) mod swagger;
-
-/// `AZURE_SUBSCRIPTION_ID` overrides the environment file's subscription.
-pub const ENV_SUBSCRIPTION: &str = "AZURE_SUBSCRIPTION_ID";
+pub use crate::azure::Timing;
+use crate::azure::arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state};
+use crate::azure::cloud::CloudEndpoints;
+use crate::azure::{ENV_SUBSCRIPTION, arm_client, subscription_id};
 
 /// How many times ensure, delete and record updates re-read the cluster before giving up on a
 /// state that keeps changing under them.
@@ -83,49 +70,6 @@ where
     P: Probe + Clone + Send + Sync + 'static,
 {
     Aks::new(cfg, Arc::new(probe.clone()))
-}
-
-/// A subscription id, trimmed; `field` names where it came from in the error.
-///
-/// # Errors
-/// [`ProviderError::Config`] for a value that is not a GUID. The value is not repeated: a
-/// variable set by mistake may hold anything, a secret included.
-pub fn subscription_id(value: &str, field: &str) -> Result<String, ProviderError> {
-    let subscription = value.trim().to_string();
-    if !crate::config::is_guid(&subscription) {
-        return Err(ProviderError::Config(format!(
-            "{field}: is not a subscription id (a GUID: 8-4-4-4-12 hexadecimal digits)"
-        )));
-    }
-    Ok(subscription)
-}
-
-/// An ARM client for `cloud`, authenticated by the credential chain over `probe`'s variables
-/// (read again on every pass). The AKS provider and the Azure DNS zone client share it.
-///
-/// # Errors
-/// [`ProviderError::Config`] for an unusable `AZURE_TOKEN_CREDENTIALS`;
-/// [`ProviderError::Transport`] when no HTTP client can be built.
-pub fn arm_client(
-    cloud: &CloudEndpoints,
-    probe: Arc<dyn Probe + Send + Sync>,
-) -> Result<ArmClient, ProviderError> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(|e| ProviderError::Transport {
-            context: "building the HTTP client".into(),
-            source: Box::new(e),
-        })?;
-    let chain = CredentialChain::new(probe, cloud.clone(), http.clone());
-    chain.check()?;
-    Ok(ArmClient::new(
-        http,
-        cloud.resource_manager.clone(),
-        chain,
-        Timing::default(),
-    ))
 }
 
 impl Aks {
@@ -192,19 +136,23 @@ impl Aks {
     }
 
     fn cluster_url(&self, name: &str, suffix: &str) -> Result<Url, ProviderError> {
-        self.arm.url(&format!(
-            "{}{suffix}?api-version={}",
-            self.resource_id(name),
-            spec::MANAGED_CLUSTERS_API_VERSION
-        ))
+        self.arm
+            .url(&format!(
+                "{}{suffix}?api-version={}",
+                self.resource_id(name),
+                spec::MANAGED_CLUSTERS_API_VERSION
+            ))
+            .map_err(Into::into)
     }
 
     fn rg_url(&self, rg: &str) -> Result<Url, ProviderError> {
-        self.arm.url(&format!(
-            "{}?api-version={}",
-            spec::resource_group_id(&self.subscription, rg),
-            spec::RESOURCE_GROUPS_API_VERSION
-        ))
+        self.arm
+            .url(&format!(
+                "{}?api-version={}",
+                spec::resource_group_id(&self.subscription, rg),
+                spec::RESOURCE_GROUPS_API_VERSION
+            ))
+            .map_err(Into::into)
     }
 
     fn deadline(&self, create: bool) -> Deadline {
@@ -292,9 +240,9 @@ impl Aks {
                         self.arm.settle(&url, &op, deadline).await?;
                         continue;
                     }
-                    return Err(put.into_error(&format!("creating {op}")));
+                    return Err(put.into_error(&format!("creating {op}")).into());
                 }
-                _ => return Err(r.into_error(&op)),
+                _ => return Err(r.into_error(&op).into()),
             }
         }
         Err(not_converging(&op))
@@ -337,6 +285,7 @@ impl Aks {
                 op,
             )
             .await
+            .map_err(Into::into)
     }
 
     /// Conditionally replaces the cluster's tags (the ARM `updateTags` operation, a PATCH), for
@@ -384,7 +333,7 @@ impl Aks {
             }
             404 => Err(ProviderError::NotFound(name.to_string())),
             412 => Ok(TagUpdate::Conflict),
-            _ => Err(r.into_error(&op)),
+            _ => Err(r.into_error(&op).into()),
         }
     }
 
@@ -428,7 +377,7 @@ impl Aks {
                 return Ok(deleted);
             }
             if !r.status.is_success() {
-                return Err(r.into_error(&op));
+                return Err(r.into_error(&op).into());
             }
             match Self::owned(&r.body, name, what) {
                 Ok(_) => {}
@@ -460,7 +409,7 @@ impl Aks {
                     // delete again.
                     self.arm.settle(url, what, deadline).await?;
                 }
-                _ => return Err(d.into_error(&op)),
+                _ => return Err(d.into_error(&op).into()),
             }
         }
         Err(not_converging(&op))
@@ -502,7 +451,7 @@ impl Aks {
                 continue;
             }
             if !r.status.is_success() {
-                return Err(r.into_error(&op));
+                return Err(r.into_error(&op).into());
             }
             let existing = Self::owned(&r.body, name, &what)?;
             let state = provisioning_state(&r.body)
@@ -593,7 +542,7 @@ impl Aks {
                     if self.being_deleted(url, op).await {
                         return Err(ProviderError::DeletedMeanwhile(what.to_string()));
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
                 Ok(true)
             }
@@ -604,7 +553,7 @@ impl Aks {
                 self.arm.settle(url, what, deadline).await?;
                 Ok(false)
             }
-            _ => Err(put.into_error(&format!("creating {what}"))),
+            _ => Err(put.into_error(&format!("creating {what}")).into()),
         }
     }
 
@@ -678,16 +627,17 @@ impl Aks {
         deadline: Deadline,
     ) -> Result<(), ProviderError> {
         match r.status.as_u16() {
-            200..=202 => {
-                self.arm
-                    .wait(r, url, false, &format!("update of {what}"), deadline)
-                    .await
-            }
+            200..=202 => self
+                .arm
+                .wait(r, url, false, &format!("update of {what}"), deadline)
+                .await
+                .map_err(Into::into),
             412 => Ok(()),
             409 if r.is_operation_in_progress() => {
-                self.arm.settle(url, what, deadline).await.map(|_| ())
+                self.arm.settle(url, what, deadline).await?;
+                Ok(())
             }
-            _ => Err(r.into_error(&format!("updating {what}"))),
+            _ => Err(r.into_error(&format!("updating {what}")).into()),
         }
     }
 
@@ -704,7 +654,7 @@ impl Aks {
             return Err(ProviderError::NotFound(name.to_string()));
         }
         if !r.status.is_success() {
-            return Err(r.into_error(&op));
+            return Err(r.into_error(&op).into());
         }
         decode_kubeconfig(&r.body).map_err(|m| ProviderError::Api {
             operation: op,
@@ -790,7 +740,7 @@ impl Aks {
                 return Err(ProviderError::NotFound(name.to_string()));
             }
             if !r.status.is_success() {
-                return Err(r.into_error(&format!("reading {what}")));
+                return Err(r.into_error(&format!("reading {what}")).into());
             }
             Self::owned(&r.body, name, &what)?;
             let tags = merged_tags(&r.body, record);
@@ -819,7 +769,7 @@ impl Aks {
             return Ok(());
         }
         if !r.status.is_success() {
-            return Err(r.into_error(&op));
+            return Err(r.into_error(&op).into());
         }
         if let Err(e) = Self::owned(&r.body, &record.name, &format!("resource group {rg}")) {
             tracing::warn!("{e}; its tags are left as they are");
@@ -839,7 +789,7 @@ impl Aks {
         if p.status.is_success() {
             Ok(())
         } else {
-            Err(p.into_error(&op))
+            Err(p.into_error(&op).into())
         }
     }
 }
@@ -990,7 +940,7 @@ mod tests {
             "ManagedClustersListClusterAdminCredentials.json",
             "ManagedClustersListClusterUserCredentials.json",
         ] {
-            let ex = swagger::example(name).unwrap();
+            let ex = crate::azure::swagger::example(name).unwrap();
             let body = &ex["responses"]["200"]["body"];
             // The examples carry a placeholder value, not a real kubeconfig.
             let err = decode_kubeconfig(body).unwrap_err();

@@ -366,8 +366,8 @@ mod tests {
         }
     }
 
-    fn validator() -> super::super::swagger::PutValidator {
-        super::super::swagger::PutValidator::load().unwrap()
+    fn validator() -> crate::azure::swagger::PutValidator {
+        crate::azure::swagger::PutValidator::load().unwrap()
     }
 
     #[test]
@@ -430,7 +430,7 @@ mod tests {
             "ManagedClustersCreate_Update.json",
             "ManagedClustersCreate_EnabledFIPS.json",
         ] {
-            let ex = super::super::swagger::example(name).unwrap();
+            let ex = crate::azure::swagger::example(name).unwrap();
             v.check(&ex["parameters"]["parameters"])
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn drift_on_the_official_get_example_names_the_differences() {
-        let get = super::super::swagger::example("ManagedClustersGet.json").unwrap();
+        let get = crate::azure::swagger::example("ManagedClustersGet.json").unwrap();
         let actual = &get["responses"]["200"]["body"];
         let desired = managed_cluster_body(&cfg(), "pr-42", &record()).unwrap();
         let d = drift(&desired, actual);

@@ -19,7 +19,7 @@
 
 pub mod dns;
 pub mod identity;
-#[path = "../../../../src/providers/aks/swagger.rs"]
+#[path = "../../../../src/azure/swagger.rs"]
 pub mod swagger;
 
 use std::collections::BTreeMap;

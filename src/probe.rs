@@ -1,8 +1,9 @@
-//! What this machine offers a provider: environment variables and executables on `PATH`.
+//! What this machine offers a provider or the Azure client: environment variables and executables
+//! on `PATH`.
 //!
-//! Providers check their tools through a [`Probe`] so that `doctor` can report the same findings
-//! the providers act on, and so tests can describe a machine (a `PATH`, a set of variables)
-//! without changing the process environment.
+//! Providers check their tools (and `azure` reads its credentials) through a [`Probe`] so that
+//! `doctor` can report the same findings the providers act on, and so tests can describe a
+//! machine (a `PATH`, a set of variables) without changing the process environment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -40,9 +40,9 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use super::AzureError;
 use super::cloud::{CloudEndpoints, is_loopback};
-use crate::providers::ProviderError;
-use crate::providers::probe::Probe;
+use crate::probe::Probe;
 
 pub const ENV_TOKEN: &str = "EPHEMERA_AZURE_TOKEN";
 pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
@@ -170,7 +170,7 @@ struct Selection {
 }
 
 impl Selection {
-    fn from_env(value: Option<&str>) -> Result<Self, ProviderError> {
+    fn from_env(value: Option<&str>) -> Result<Self, AzureError> {
         let all = Selection {
             workload: true,
             secret: true,
@@ -203,7 +203,7 @@ impl Selection {
             },
             "azureclicredential" => Selection { cli: true, ..none },
             _ => {
-                return Err(ProviderError::Config(format!(
+                return Err(AzureError::Config(format!(
                     "{ENV_SELECT}: {v:?} is not one of prod, dev, WorkloadIdentityCredential, EnvironmentCredential, \
                      ManagedIdentityCredential, AzureCliCredential"
                 )));
@@ -266,17 +266,17 @@ impl CredentialChain {
     /// Checks what can be checked without asking anyone (the selection variable).
     ///
     /// # Errors
-    /// [`ProviderError::Config`] for an unknown `AZURE_TOKEN_CREDENTIALS`.
-    pub fn check(&self) -> Result<(), ProviderError> {
+    /// [`AzureError::Config`] for an unknown `AZURE_TOKEN_CREDENTIALS`.
+    pub fn check(&self) -> Result<(), AzureError> {
         Selection::from_env(self.probe.var(ENV_SELECT).as_deref()).map(|_| ())
     }
 
     /// Gets an ARM token from the first configured source.
     ///
     /// # Errors
-    /// [`ProviderError::Credential`] listing every source tried and why it gave no token;
-    /// [`ProviderError::Config`] for an unknown `AZURE_TOKEN_CREDENTIALS`.
-    pub async fn token(&self) -> Result<AccessToken, ProviderError> {
+    /// [`AzureError::Credential`] listing every source tried and why it gave no token;
+    /// [`AzureError::Config`] for an unknown `AZURE_TOKEN_CREDENTIALS`.
+    pub async fn token(&self) -> Result<AccessToken, AzureError> {
         let select = Selection::from_env(self.probe.var(ENV_SELECT).as_deref())?;
         let mut tried = Vec::new();
         let steps: [(&str, bool); 5] = [
@@ -311,13 +311,13 @@ impl CredentialChain {
                 Outcome::Skip(why) => tried.push(format!("{label}: {why}")),
                 Outcome::Fail(why) => {
                     tried.push(format!("{label}: {why}"));
-                    return Err(ProviderError::Credential {
+                    return Err(AzureError::Credential {
                         tried: tried.join("; "),
                     });
                 }
             }
         }
-        Err(ProviderError::Credential {
+        Err(AzureError::Credential {
             tried: tried.join("; "),
         })
     }
@@ -565,7 +565,7 @@ impl CredentialChain {
             Err(e) => {
                 return Outcome::Fail(format!(
                     "token request to {url} failed: {}",
-                    crate::providers::aks::arm::describe_reqwest(&e)
+                    super::arm::describe_reqwest(&e)
                 ));
             }
         };
@@ -633,7 +633,7 @@ impl Executor for PathExecutor {
 mod tests {
     use super::*;
     use crate::config::Cloud;
-    use crate::providers::probe::FakeProbe;
+    use crate::probe::FakeProbe;
 
     fn jwt(claims: serde_json::Value) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -687,7 +687,7 @@ mod tests {
             .token()
             .await
             .unwrap_err();
-        assert!(matches!(err, ProviderError::Credential { .. }));
+        assert!(matches!(err, AzureError::Credential { .. }));
         assert_eq!(
             err.to_string(),
             "no usable credential; tried: EPHEMERA_AZURE_TOKEN: not set; workload identity: excluded by \

@@ -7,9 +7,9 @@
 
 use reqwest::Url;
 
+use super::AzureError;
 use crate::config::Cloud;
-use crate::providers::ProviderError;
-use crate::providers::probe::Probe;
+use crate::probe::Probe;
 
 /// Overrides the ARM endpoint of any cloud.
 pub const ENV_RESOURCE_MANAGER: &str = "AZURE_RESOURCE_MANAGER_ENDPOINT";
@@ -63,15 +63,15 @@ impl CloudEndpoints {
     /// Resolves the cloud of an environment file against the process environment.
     ///
     /// # Errors
-    /// [`ProviderError::Config`] naming `provider.aks.cloud.*` or the variable, for an unknown
+    /// [`AzureError::Config`] naming `provider.aks.cloud.*` or the variable, for an unknown
     /// cloud name, a custom cloud without endpoints, or an endpoint that is not an absolute
     /// https URL (http only for loopback hosts).
-    pub fn resolve(cloud: &Cloud, probe: &dyn Probe) -> Result<Self, ProviderError> {
+    pub fn resolve(cloud: &Cloud, probe: &dyn Probe) -> Result<Self, AzureError> {
         let named = NAMED
             .iter()
             .find(|n| n.name.eq_ignore_ascii_case(&cloud.name));
         if named.is_none() && !cloud.name.eq_ignore_ascii_case("Custom") {
-            return Err(ProviderError::Config(format!(
+            return Err(AzureError::Config(format!(
                 "provider.aks.cloud.name: unknown cloud {:?} (AzureCloud, AzureChinaCloud, AzureUSGovernment or Custom)",
                 cloud.name
             )));
@@ -85,7 +85,7 @@ impl CloudEndpoints {
             }
             match default {
                 Some(d) => endpoint(d, field),
-                None => Err(ProviderError::Config(format!(
+                None => Err(AzureError::Config(format!(
                     "provider.aks.cloud.{field}: a Custom cloud needs it (or set {env})"
                 ))),
             }
@@ -121,27 +121,27 @@ impl CloudEndpoints {
 /// Parses an endpoint URL, allowing http only on loopback hosts. The result ends with `/`.
 ///
 /// # Errors
-/// [`ProviderError::Config`] naming `what`.
-pub fn endpoint(value: &str, what: &str) -> Result<Url, ProviderError> {
+/// [`AzureError::Config`] naming `what`.
+pub fn endpoint(value: &str, what: &str) -> Result<Url, AzureError> {
     let mut url = Url::parse(value)
-        .map_err(|e| ProviderError::Config(format!("{what}: {value:?} is not a URL ({e})")))?;
+        .map_err(|e| AzureError::Config(format!("{what}: {value:?} is not a URL ({e})")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
-            return Err(ProviderError::Config(format!(
+            return Err(AzureError::Config(format!(
                 "{what}: {value:?} uses plain http; only loopback hosts may (use https)"
             )));
         }
         other => {
-            return Err(ProviderError::Config(format!(
+            return Err(AzureError::Config(format!(
                 "{what}: {value:?} has scheme {other:?}; use https"
             )));
         }
     }
     if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some()
     {
-        return Err(ProviderError::Config(format!(
+        return Err(AzureError::Config(format!(
             "{what}: {value:?} must be a base URL with a host"
         )));
     }
@@ -167,7 +167,7 @@ pub fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::probe::FakeProbe;
+    use crate::probe::FakeProbe;
 
     fn cloud(name: &str) -> Cloud {
         Cloud {

@@ -24,8 +24,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::AzureError as ProviderError;
 use super::credentials::{AccessToken, CredentialChain};
-use crate::providers::ProviderError;
 
 /// Timing knobs. The defaults suit real ARM; tests shrink them.
 #[derive(Clone, Copy, Debug)]
