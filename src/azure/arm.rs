@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::AzureError as ProviderError;
+use super::AzureError;
 use super::credentials::{AccessToken, CredentialChain};
 
 /// Timing knobs. The defaults suit real ARM; tests shrink them.
@@ -79,8 +79,8 @@ impl Deadline {
         }
     }
 
-    fn timeout(&self, what: &str, last_state: String) -> ProviderError {
-        ProviderError::Timeout {
+    fn timeout(&self, what: &str, last_state: String) -> AzureError {
+        AzureError::Timeout {
             what: what.to_string(),
             seconds: self.total.as_secs(),
             last_state,
@@ -143,13 +143,13 @@ impl ArmResponse {
         )
     }
 
-    /// This response as [`ProviderError::Api`].
-    pub fn into_error(&self, operation: &str) -> ProviderError {
+    /// This response as [`AzureError::Api`].
+    pub fn into_error(&self, operation: &str) -> AzureError {
         let (code, mut message) = self.error();
         if let Some(id) = self.header("x-ms-request-id") {
             message.push_str(&format!(" (x-ms-request-id {id})"));
         }
-        ProviderError::Api {
+        AzureError::Api {
             operation: operation.to_string(),
             status: self.status.as_u16(),
             code,
@@ -183,7 +183,7 @@ enum Attempt {
         retry_after: Option<Duration>,
         last: Option<Box<ArmResponse>>,
     },
-    Fatal(ProviderError),
+    Fatal(AzureError),
 }
 
 /// The ARM client for one subscription's worth of calls.
@@ -220,8 +220,8 @@ impl ArmClient {
     /// The current token, fetched when missing or about to expire.
     ///
     /// # Errors
-    /// [`ProviderError::Credential`] listing the sources tried.
-    pub async fn token(&self) -> Result<AccessToken, ProviderError> {
+    /// [`AzureError::Credential`] listing the sources tried.
+    pub async fn token(&self) -> Result<AccessToken, AzureError> {
         let mut cached = self.token.lock().await;
         match cached.as_ref() {
             Some(t) if !t.is_stale(jiff::Timestamp::now()) => Ok(t.clone()),
@@ -236,12 +236,12 @@ impl ArmClient {
     /// `path` (with its query) resolved against the ARM endpoint.
     ///
     /// # Errors
-    /// [`ProviderError::Config`] when the result is not a URL.
-    pub fn url(&self, path_and_query: &str) -> Result<Url, ProviderError> {
+    /// [`AzureError::Config`] when the result is not a URL.
+    pub fn url(&self, path_and_query: &str) -> Result<Url, AzureError> {
         self.base
             .join(path_and_query.trim_start_matches('/'))
             .map_err(|e| {
-                ProviderError::Config(format!(
+                AzureError::Config(format!(
                     "cannot form an ARM URL from {path_and_query:?}: {e}"
                 ))
             })
@@ -250,18 +250,18 @@ impl ArmClient {
     /// A URL ARM handed back (polling, nextLink), accepted only on the ARM endpoint's origin.
     ///
     /// # Errors
-    /// [`ProviderError::Api`] naming the foreign URL's origin.
-    pub fn trusted(&self, raw: &str, operation: &str) -> Result<Url, ProviderError> {
+    /// [`AzureError::Api`] naming the foreign URL's origin.
+    pub fn trusted(&self, raw: &str, operation: &str) -> Result<Url, AzureError> {
         let url = Url::parse(raw)
             .or_else(|_| self.base.join(raw))
-            .map_err(|e| ProviderError::Api {
+            .map_err(|e| AzureError::Api {
                 operation: operation.to_string(),
                 status: 0,
                 code: "InvalidUrl".into(),
                 message: format!("ARM returned a URL that does not parse: {e}"),
             })?;
         if url.origin() != self.base.origin() {
-            return Err(ProviderError::Api {
+            return Err(AzureError::Api {
                 operation: operation.to_string(),
                 status: 0,
                 code: "ForeignUrl".into(),
@@ -279,8 +279,8 @@ impl ArmClient {
     /// answer, error statuses included, is returned for the caller to judge.
     ///
     /// # Errors
-    /// [`ProviderError::Api`] when retries run out on an error status, [`ProviderError::Transport`]
-    /// when they run out on connection failures, [`ProviderError::Credential`] without a token.
+    /// [`AzureError::Api`] when retries run out on an error status, [`AzureError::Transport`]
+    /// when they run out on connection failures, [`AzureError::Credential`] without a token.
     pub async fn send(
         &self,
         method: Method,
@@ -288,7 +288,7 @@ impl ArmClient {
         body: Option<&Value>,
         headers: &[(&'static str, String)],
         operation: &str,
-    ) -> Result<ArmResponse, ProviderError> {
+    ) -> Result<ArmResponse, AzureError> {
         let t = self.timing;
         let backoff = crate::http::backoff(t.retry_min, t.retry_max, t.retry_times);
         let cap = t.retry_after_cap;
@@ -314,7 +314,7 @@ impl ArmClient {
             Ok(r) => Ok(r),
             Err(Attempt::Fatal(e)) => Err(e),
             Err(Attempt::Retry { last: Some(r), .. }) => Err(r.into_error(operation)),
-            Err(Attempt::Retry { why, .. }) => Err(ProviderError::Transport {
+            Err(Attempt::Retry { why, .. }) => Err(AzureError::Transport {
                 context: format!("{operation}: giving up after {} retries", t.retry_times),
                 source: why.into(),
             }),
@@ -333,7 +333,7 @@ impl ArmClient {
         let token = self.token().await.map_err(Attempt::Fatal)?;
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| {
-                Attempt::Fatal(ProviderError::Credential {
+                Attempt::Fatal(AzureError::Credential {
                     tried: "the token has characters a header cannot carry".into(),
                 })
             })?;
@@ -352,7 +352,7 @@ impl ArmClient {
             );
         for (k, v) in headers {
             let v = HeaderValue::from_str(v).map_err(|_| {
-                Attempt::Fatal(ProviderError::Config(format!(
+                Attempt::Fatal(AzureError::Config(format!(
                     "header {k} has a value a header cannot carry"
                 )))
             })?;
@@ -376,7 +376,7 @@ impl ArmClient {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() => {
-                return Err(Attempt::Fatal(ProviderError::Transport {
+                return Err(Attempt::Fatal(AzureError::Transport {
                     context: format!("{method} {}", url.path()),
                     source: describe_reqwest(&e).into(),
                 }));
@@ -446,7 +446,7 @@ impl ArmClient {
     ///
     /// # Errors
     /// As [`ArmClient::send`].
-    pub async fn get(&self, url: &Url, operation: &str) -> Result<ArmResponse, ProviderError> {
+    pub async fn get(&self, url: &Url, operation: &str) -> Result<ArmResponse, AzureError> {
         self.send(Method::GET, url, None, &[], operation).await
     }
 
@@ -456,8 +456,8 @@ impl ArmClient {
     /// nor `Location`; `deleting` makes a 404 there mean success.
     ///
     /// # Errors
-    /// [`ProviderError::OperationFailed`] with ARM's code and message for a terminal Failed or
-    /// Canceled; [`ProviderError::Timeout`] naming `what` and the last state at the deadline.
+    /// [`AzureError::OperationFailed`] with ARM's code and message for a terminal Failed or
+    /// Canceled; [`AzureError::Timeout`] naming `what` and the last state at the deadline.
     pub async fn wait(
         &self,
         first: &ArmResponse,
@@ -465,7 +465,7 @@ impl ArmClient {
         deleting: bool,
         what: &str,
         deadline: Deadline,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<(), AzureError> {
         let op = format!("waiting for {what}");
         let (mode, url) = if let Some(u) = first.header("azure-asyncoperation") {
             (Mode::AsyncOperation, self.trusted(u, &op)?)
@@ -505,7 +505,7 @@ impl ArmClient {
                     code,
                     message,
                 } => {
-                    return Err(ProviderError::OperationFailed {
+                    return Err(AzureError::OperationFailed {
                         operation: what.to_string(),
                         status,
                         code,
@@ -521,13 +521,13 @@ impl ArmClient {
     /// out an operation someone else started. Returns the last body, `None` when gone.
     ///
     /// # Errors
-    /// [`ProviderError::Timeout`] at the deadline; API errors other than 404.
+    /// [`AzureError::Timeout`] at the deadline; API errors other than 404.
     pub async fn settle(
         &self,
         resource: &Url,
         what: &str,
         deadline: Deadline,
-    ) -> Result<Option<ArmResponse>, ProviderError> {
+    ) -> Result<Option<ArmResponse>, AzureError> {
         let op = format!("waiting for {what}");
         let mut last_state = String::from("unknown");
         loop {
@@ -566,14 +566,14 @@ impl ArmClient {
     ///
     /// # Errors
     /// Any page's error: a partial listing is never returned as complete.
-    pub async fn list_all(&self, first: Url, operation: &str) -> Result<Vec<Value>, ProviderError> {
+    pub async fn list_all(&self, first: Url, operation: &str) -> Result<Vec<Value>, AzureError> {
         let mut out = Vec::new();
         let mut next = Some(first);
         let mut pages = 0usize;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > 10_000 {
-                return Err(ProviderError::Api {
+                return Err(AzureError::Api {
                     operation: operation.to_string(),
                     status: 0,
                     code: "TooManyPages".into(),
@@ -588,7 +588,7 @@ impl ArmClient {
                 Some(Value::Array(items)) => out.extend(items.iter().cloned()),
                 Some(Value::Null) | None => {}
                 Some(_) => {
-                    return Err(ProviderError::Api {
+                    return Err(AzureError::Api {
                         operation: operation.to_string(),
                         status: r.status.as_u16(),
                         code: "InvalidListResponse".into(),
