@@ -958,8 +958,9 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     {
         return Err(source.error(&path, message));
     }
-    validate::validate(&env)
-        .map_err(|(path, message)| source.locate(&format!("{path}: {message}")))?;
+    // Placed by its path as given: a key that is not a plain name (`app.env."bad key"`) is still
+    // found on its own line.
+    validate::validate(&env).map_err(|(path, message)| source.error(&path, message))?;
     // After validation, which explains a malformed name better than "not a region" would.
     if let ProviderConfig::Aks(aks) = &env.provider
         && let Some((path, message)) = regions::unknown_location(aks)

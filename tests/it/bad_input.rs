@@ -669,6 +669,14 @@ fn cases() -> Vec<Case> {
             ":25:5: notifications.slack.webhookEnv: \"lower-case\" is not an environment v",
         ),
         case(
+            "an app.env key that is not a name",
+            Edit(
+                "  replicas: 1\n",
+                "  replicas: 1\n  env:\n    LOG: debug\n    \"bad key\": x\n",
+            ),
+            ":16:5: app.env.bad key: is not a valid environment variable name",
+        ),
+        case(
             "a YAML 1.1 boolean",
             Edit("    enabled: false\n", "    enabled: no\n"),
             ":10:14: addons.argoCd.enabled: \"no\" is not true or false (a YAML 1.1 boolean",
