@@ -499,6 +499,10 @@ impl ArmClient {
                 Poll::Running(state) => {
                     tracing::debug!("{what}: {state}");
                     last_state = state;
+                    // ARM answered: the operation is running, not the cloud silent. Its own
+                    // deadline bounds it (an AKS create takes 8 to 18 minutes, more than
+                    // --timeout's default window without progress).
+                    crate::deadline::progress();
                 }
                 Poll::Failed {
                     status,
@@ -552,6 +556,8 @@ impl ArmClient {
                 tracing::info!("{what} is {state}; waiting for it to finish");
                 last_state = state;
             }
+            // As in `wait`: an answer that the operation still runs is progress.
+            crate::deadline::progress();
             let delay = r.retry_after().unwrap_or(self.timing.poll_interval);
             tokio::time::sleep(
                 delay

@@ -477,14 +477,16 @@ fn kind_up_that_fails_in_a_later_step_deletes_the_cluster_it_created() {
         "ghcr.io/acme/cats:v1",
         "--manifests",
         manifests.as_str(),
+        // Long enough for the cluster step, which makes no progress while `kind create` runs
+        // (--timeout is the longest wait without progress), short for the add-on wait.
         "--timeout",
-        "3s",
+        "20s",
     ];
     let o = double.run(&args);
     assert_eq!(o.status.code(), Some(3), "{}", describe(&args, &o));
     let err = stderr(&o);
     assert!(err.contains("error: step addons failed\n"), "{err}");
-    assert!(err.contains("timed out after 3s waiting for"), "{err}");
+    assert!(err.contains("timed out after 20s waiting for"), "{err}");
     assert!(
         err.contains(
             "up failed after creating pr-11; deleting it (pass --keep-on-failure to keep it)"
