@@ -791,3 +791,33 @@ async fn exit_codes_0_to_4_from_real_causes() {
     sb.ok(&["down", "--env", gw, "--pr", "32"]);
     assert!(!fake.group_exists(&group_of("codes", "pr-32")));
 }
+
+/// `--timeout` is the longest wait without progress, and ARM answering "still deleting" is
+/// progress: a deletion whose operations take longer than `--timeout` (six polls one second
+/// apart, for the cluster and again for its resource group) still ends, where a silent cloud
+/// would end the command with exit 3 (tests/it/deadline.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_arm_operation_keeps_the_timeout_window_open() {
+    let fake = FakeArm::start(Config {
+        polls: 6,
+        retry_after: Some("1".into()),
+        ..Config::default()
+    })
+    .await;
+    let sb = Sandbox::aks(&fake);
+    let env = sb.write("slow.yaml", &aks_env("slow", ROLLOUTS_ONLY, "24h"));
+    let env = env.to_str().expect("UTF-8 path");
+    let r = record("pr-1", Some(1), "acme/cats", Timestamp::now());
+    fake.seed_group(&group_of("slow", "pr-1"), tags_of(&r));
+    fake.seed_cluster(&group_of("slow", "pr-1"), "pr-1", tags_of(&r));
+    let args = ["down", "--env", env, "--pr", "1", "--timeout", "3s"];
+    let started = std::time::Instant::now();
+    let o = sb.run(&args);
+    assert_eq!(code(&o), 0, "{}", describe(&args, &o));
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(5),
+        "the deletion outlasted --timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.cluster_state(&group_of("slow", "pr-1"), "pr-1"), None);
+}
