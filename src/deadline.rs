@@ -58,8 +58,8 @@ pub fn note(what: impl FnOnce() -> String) {
 pub struct TimedOut {
     /// The phase, e.g. `in step cluster`.
     pub what: String,
-    /// `--timeout` or `--deadline`, whichever ran out.
-    pub flag: &'static str,
+    /// The bound that ran out.
+    pub flag: Flag,
     /// That flag's value.
     pub limit: String,
     /// How long since the bound that ran out started: the window for `--timeout`, the command
@@ -67,6 +67,24 @@ pub struct TimedOut {
     pub after: String,
     /// The last thing noted inside the phase.
     pub last: Option<String>,
+}
+
+/// The two bounds of a command, each named by the flag that sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `--timeout`: the window without progress.
+    Timeout,
+    /// `--deadline`: the whole command.
+    Deadline,
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flag::Timeout => "--timeout",
+            Flag::Deadline => "--deadline",
+        })
+    }
 }
 
 /// The bounds of one command; see the module comment.
@@ -103,12 +121,12 @@ impl Bounds {
     }
 
     /// Where the current window ends, the flag that puts it there, and when that bound began.
-    fn end(&self) -> (Instant, &'static str, Instant) {
+    fn end(&self) -> (Instant, Flag, Instant) {
         let opened = *lock(&self.window);
         if self.deadline < opened + self.timeout {
-            (self.deadline, "--deadline", self.deadline - self.overall)
+            (self.deadline, Flag::Deadline, self.deadline - self.overall)
         } else {
-            (opened + self.timeout, "--timeout", opened)
+            (opened + self.timeout, Flag::Timeout, opened)
         }
     }
 
@@ -143,10 +161,9 @@ impl Bounds {
             return Err(TimedOut {
                 what: what.to_string(),
                 flag,
-                limit: crate::config::duration::human(if flag == "--timeout" {
-                    self.timeout
-                } else {
-                    self.overall
+                limit: crate::config::duration::human(match flag {
+                    Flag::Timeout => self.timeout,
+                    Flag::Deadline => self.overall,
                 }),
                 after: crate::config::duration::human(Duration::from_secs(
                     began.elapsed().as_secs(),
@@ -215,7 +232,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             (e.flag, e.limit.as_str(), e.last),
-            ("--deadline", "3s", None)
+            (Flag::Deadline, "3s", None)
         );
         // Past the deadline, what is ready still completes.
         assert_eq!(b.run("in step report", async { 7 }).await.unwrap(), 7);
