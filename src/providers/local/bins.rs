@@ -47,8 +47,9 @@ pub struct Search {
     /// `EPHEMERA_LOCAL_BIN`, `provider.local.binDir` or the testcluster cache.
     pub source: &'static str,
     pub dirs: Vec<PathBuf>,
-    /// How to fill `dirs` when something is missing: only for the default cache, from a checkout.
-    pub recipe: Option<Recipe>,
+    /// Whether a missing binary may be built with the recipe: only for the default cache, and
+    /// not with `EPHEMERA_LOCAL_BUILD=0`. The recipe itself is looked for only then.
+    pub buildable: bool,
 }
 
 /// `scripts/testcluster` in the checkout ephemera runs from, with its module wrappers.
@@ -162,14 +163,14 @@ impl Search {
             return Ok(Search {
                 source: BIN_ENV,
                 dirs: split_dirs(&v),
-                recipe: None,
+                buildable: false,
             });
         }
         if let Some(v) = bin_dir.filter(|v| !v.is_empty()) {
             return Ok(Search {
                 source: "provider.local.binDir",
                 dirs: split_dirs(v),
-                recipe: None,
+                buildable: false,
             });
         }
         let cache = match probe.var_nonempty("EPHEMERA_TESTCLUSTER_CACHE") {
@@ -185,13 +186,8 @@ impl Search {
                 .join("testcluster"),
         };
         let bin = cache.join("bin");
-        let recipe = if probe.var(BUILD_ENV).as_deref() == Some("0") {
-            None
-        } else {
-            Recipe::locate(&Recipe::starts())
-        };
         Ok(Search {
-            recipe,
+            buildable: probe.var(BUILD_ENV).as_deref() != Some("0"),
             source: "the scripts/testcluster cache",
             dirs: vec![
                 bin.join(format!("etcd-{ETCD_VERSION}")),
@@ -218,8 +214,10 @@ impl Search {
         })
     }
 
-    /// Fills the cache with the recipe when a component is missing and there is a recipe;
-    /// otherwise does nothing (then [`Search::find`] names what is missing).
+    /// Fills the cache with the recipe when a component is missing, building is allowed and
+    /// ephemera runs from a checkout that holds the recipe; otherwise does nothing (then
+    /// [`Search::find`] names what is missing). Only here is the checkout looked for, so commands
+    /// that find every binary (or never start a cluster) do no such search.
     ///
     /// # Errors
     /// The recipe fails.
@@ -229,12 +227,15 @@ impl Search {
         progress: &dyn Progress,
     ) -> Result<(), ProviderError> {
         let (_, missing) = self.locate(probe);
-        match &self.recipe {
-            Some(recipe) if !missing.is_empty() => {
+        if missing.is_empty() || !self.buildable {
+            return Ok(());
+        }
+        match Recipe::locate(&Recipe::starts()) {
+            Some(recipe) => {
                 tracing::info!("{} missing in {}", missing.join(", "), self.source);
                 recipe.build(progress).await
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -377,14 +378,15 @@ mod tests {
     #[test]
     fn only_the_default_cache_is_built_and_it_can_be_turned_off() {
         let p = FakeProbe::new([(BIN_ENV, "/x")]);
-        assert_eq!(Search::resolve(None, &p).unwrap().recipe, None);
+        assert!(!Search::resolve(None, &p).unwrap().buildable);
         let p = FakeProbe::new([("HOME", "/h")]);
-        assert_eq!(Search::resolve(Some("/z"), &p).unwrap().recipe, None);
+        assert!(!Search::resolve(Some("/z"), &p).unwrap().buildable);
         let p = FakeProbe::new([("HOME", "/h"), (BUILD_ENV, "0")]);
-        assert_eq!(Search::resolve(None, &p).unwrap().recipe, None);
-        // Unit tests run in the checkout, so the default cache has this repository's recipe.
+        assert!(!Search::resolve(None, &p).unwrap().buildable);
         let p = FakeProbe::new([("HOME", "/h")]);
-        let recipe = Search::resolve(None, &p).unwrap().recipe.unwrap();
+        assert!(Search::resolve(None, &p).unwrap().buildable);
+        // Unit tests run in the checkout, so from here the recipe is this repository's.
+        let recipe = Recipe::locate(&Recipe::starts()).unwrap();
         assert!(recipe.script.ends_with("scripts/testcluster"), "{recipe:?}");
     }
 }
