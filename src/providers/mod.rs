@@ -145,25 +145,6 @@ pub enum ProviderError {
     /// A tool the provider needs is missing.
     #[error("{tool} is not available: {hint}")]
     MissingTool { tool: String, hint: String },
-    /// No credential could be obtained.
-    #[error("no usable credential; tried: {tried}")]
-    Credential { tried: String },
-    /// A remote API answered with an error.
-    #[error("{operation}: {status} {code}: {message}")]
-    Api {
-        operation: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// A long-running operation ended in a terminal failure.
-    #[error("{operation} ended {status}: {code}: {message}")]
-    OperationFailed {
-        operation: String,
-        status: String,
-        code: String,
-        message: String,
-    },
     /// A deadline passed; names the object and the state it was last seen in.
     #[error("timed out after {seconds}s waiting for {what}; last seen: {last_state}")]
     Timeout {
@@ -212,49 +193,9 @@ pub enum ProviderError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// ARM's errors are the AKS provider's, variant for variant (same message, same exit status).
-impl From<crate::azure::AzureError> for ProviderError {
-    fn from(e: crate::azure::AzureError) -> Self {
-        use crate::azure::AzureError as A;
-        match e {
-            A::Config(m) => ProviderError::Config(m),
-            A::Credential { tried } => ProviderError::Credential { tried },
-            A::Api {
-                operation,
-                status,
-                code,
-                message,
-            } => ProviderError::Api {
-                operation,
-                status,
-                code,
-                message,
-            },
-            A::OperationFailed {
-                operation,
-                status,
-                code,
-                message,
-            } => ProviderError::OperationFailed {
-                operation,
-                status,
-                code,
-                message,
-            },
-            A::Timeout {
-                what,
-                seconds,
-                last_state,
-            } => ProviderError::Timeout {
-                what,
-                seconds,
-                last_state,
-            },
-            A::Transport { context, source } => ProviderError::Transport { context, source },
-        }
-    }
+    /// ARM's errors, as the AKS provider (and what else talks to ARM) met them.
+    #[error(transparent)]
+    Azure(#[from] crate::azure::AzureError),
 }
 
 impl ProviderError {
@@ -267,6 +208,7 @@ impl ProviderError {
             ProviderError::Timeout { .. } => TimedOut,
             ProviderError::LeaseHeld { .. } | ProviderError::DeletedMeanwhile(_) => LeaseHeld,
             ProviderError::Kube { source, .. } => source.exit_status(),
+            ProviderError::Azure(e) => e.exit_status(),
             _ => Failed,
         }
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use ephemera::azure::AzureError;
 use ephemera::config::{AksConfig, Cloud, NodePool, ResourceGroup, ResourceGroupStrategy};
 use ephemera::providers::aks::{self, Aks, TagUpdate, Timing};
 use ephemera::providers::probe::FakeProbe;
@@ -633,7 +634,10 @@ async fn a_failed_operation_reports_arms_code_and_message() {
         let aks = provider(&fake, &cfg(ResourceGroupStrategy::PerEnvironment));
         let err = aks.ensure(&request("pr-14")).await.unwrap_err();
         assert!(
-            matches!(err, ProviderError::OperationFailed { .. }),
+            matches!(
+                err,
+                ProviderError::Azure(AzureError::OperationFailed { .. })
+            ),
             "{lro:?}: {err}"
         );
         let text = err.to_string();
@@ -665,7 +669,10 @@ async fn a_deadline_names_the_cluster_and_its_last_state() {
         ..fast()
     });
     let err = aks.ensure(&request("pr-15")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Timeout { .. }));
+    assert!(matches!(
+        err,
+        ProviderError::Azure(AzureError::Timeout { .. })
+    ));
     assert_eq!(
         err.to_string(),
         "timed out after 2s waiting for creation of cluster pr-15; last seen: InProgress"

@@ -10,6 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::{self as aks, Aks, TagUpdate, spec};
+use crate::azure::AzureError;
 use crate::azure::arm::ArmClient;
 use crate::providers::ProviderError;
 use crate::providers::lease::{LeaseRecord, LeaseStore, Written};
@@ -60,7 +61,7 @@ impl<'a> ArmLease<'a> {
         if !r.status.is_success() {
             return Err(r.into_error(&op).into());
         }
-        let etag = r.etag().ok_or_else(|| ProviderError::Api {
+        let etag = r.etag().ok_or_else(|| AzureError::Api {
             operation: op.clone(),
             status: r.status.as_u16(),
             code: "MissingETag".into(),
@@ -85,7 +86,7 @@ impl<'a> ArmLease<'a> {
         {
             Ok(TagUpdate::Updated { .. }) => Ok(Written::Ok),
             Ok(TagUpdate::Conflict) => Ok(Written::Conflict),
-            Err(ProviderError::Api { status: 409, .. }) => {
+            Err(ProviderError::Azure(AzureError::Api { status: 409, .. })) => {
                 tokio::time::sleep(BUSY_WAIT).await;
                 Ok(Written::Conflict)
             }

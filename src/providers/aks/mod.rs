@@ -26,7 +26,7 @@ pub mod spec;
 pub use crate::azure::Timing;
 use crate::azure::arm::{ArmClient, ArmResponse, Deadline, State, classify, provisioning_state};
 use crate::azure::cloud::CloudEndpoints;
-use crate::azure::{ENV_SUBSCRIPTION, arm_client, subscription_id};
+use crate::azure::{AzureError, ENV_SUBSCRIPTION, arm_client, subscription_id};
 
 /// How many times ensure, delete and record updates re-read the cluster before giving up on a
 /// state that keeps changing under them.
@@ -130,7 +130,7 @@ impl Aks {
     /// Who the current credential speaks for (recorded as `created-by`).
     ///
     /// # Errors
-    /// [`ProviderError::Credential`] when no credential works.
+    /// [`AzureError::Credential`] when no credential works.
     pub async fn principal(&self) -> Result<Option<String>, ProviderError> {
         Ok(self.arm.token().await?.principal)
     }
@@ -656,11 +656,14 @@ impl Aks {
         if !r.status.is_success() {
             return Err(r.into_error(&op).into());
         }
-        decode_kubeconfig(&r.body).map_err(|m| ProviderError::Api {
-            operation: op,
-            status: r.status.as_u16(),
-            code: "InvalidCredentialResult".into(),
-            message: m,
+        decode_kubeconfig(&r.body).map_err(|m| {
+            AzureError::Api {
+                operation: op,
+                status: r.status.as_u16(),
+                code: "InvalidCredentialResult".into(),
+                message: m,
+            }
+            .into()
         })
     }
 
@@ -833,12 +836,13 @@ fn decode_kubeconfig(body: &Value) -> Result<Kubeconfig, String> {
 }
 
 fn not_converging(op: &str) -> ProviderError {
-    ProviderError::Api {
+    AzureError::Api {
         operation: op.to_string(),
         status: 0,
         code: "NotConverging".into(),
         message: format!("the resource kept changing over {ROUNDS} reads; run again"),
     }
+    .into()
 }
 
 impl Provider for Aks {
@@ -901,12 +905,13 @@ fn provisioning_failed(body: &Value, what: &str, state: String) -> ProviderError
             .unwrap_or("Unknown")
             .to_string()
     };
-    ProviderError::OperationFailed {
+    AzureError::OperationFailed {
         operation: format!("reconciling {what}"),
         status: state,
         code: field("code"),
         message: field("message"),
     }
+    .into()
 }
 
 /// The cluster's OIDC issuer URL, when it has one.
