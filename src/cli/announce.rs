@@ -45,21 +45,22 @@ impl<'a> Announce<'a> {
         let Some(cfg) = self.env.notifications.slack.as_ref() else {
             return result;
         };
+        let name = self.name.as_str();
         let mut msg = match &result {
             Ok(v) => {
-                let mut m = Message::new(self.event, Outcome::Success, title(v));
+                let mut m =
+                    Message::for_environment(self.event, Outcome::Success, title(v), name, self.pr);
                 describe(v, &mut m);
                 m
             }
             Err(e) => {
-                let what = format!("{} of {} failed", self.event.as_str(), self.name.as_str());
-                let mut m = Message::new(self.event, Outcome::Failure, what);
+                let what = format!("{} of {name} failed", self.event.as_str());
+                let mut m =
+                    Message::for_environment(self.event, Outcome::Failure, what, name, self.pr);
                 m.error = Some(format!("{e:#}"));
                 m
             }
         };
-        msg.environment = Some(self.name.as_str().to_string());
-        msg.pr = self.pr;
         msg.duration = Some(self.started.elapsed());
         let msg = msg.with_ci();
         let sent =

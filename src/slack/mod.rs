@@ -141,6 +141,22 @@ impl Message {
         }
     }
 
+    /// A message about the environment `name` (of PR `pr`, when it has one): what every command
+    /// that changes one environment starts from. The caller adds what it knows, then
+    /// [`Message::with_ci`].
+    pub fn for_environment(
+        event: Event,
+        outcome: Outcome,
+        title: impl Into<String>,
+        name: &str,
+        pr: Option<u64>,
+    ) -> Self {
+        let mut m = Message::new(event, outcome, title);
+        m.environment = Some(name.to_string());
+        m.pr = pr;
+        m
+    }
+
     /// Fills what GitHub Actions says about the run (`GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`,
     /// `GITHUB_RUN_ID`): the run link, and the repository and server of the PR link unless set.
     pub fn with_ci(self) -> Self {

@@ -193,9 +193,8 @@ fn slack_message(
     outcome: Outcome,
     pr_end: Option<super::ci::PrEnd>,
 ) -> Message {
-    let mut msg = Message::new(Event::Down, outcome, format!("{name} is gone"));
-    msg.environment = Some(name.to_string());
-    msg.pr = pr;
+    let mut msg =
+        Message::for_environment(Event::Down, outcome, format!("{name} is gone"), name, pr);
     msg.result = match (pr, pr_end) {
         (Some(n), Some(end)) => Some(format!("PR #{n} was {}", end.as_str())),
         _ => None,

@@ -135,9 +135,7 @@ impl Announcer {
 
     /// The Slack message of this run, with what every outcome shows.
     fn slack(&self, ctx: &Context<'_>, outcome: Outcome, title: String) -> Message {
-        let mut m = Message::new(Event::Up, outcome, title);
-        m.environment = Some(ctx.name.to_string());
-        m.pr = ctx.record.pr;
+        let mut m = Message::for_environment(Event::Up, outcome, title, ctx.name, ctx.record.pr);
         m.repository.clone_from(&ctx.record.repository);
         m.url.clone_from(&ctx.plan.summary.url);
         m.image = Some(ctx.plan.summary.image.reference.clone());
