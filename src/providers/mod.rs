@@ -93,6 +93,30 @@ pub trait Provider: Send + Sync {
         record: &Record,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
+    /// Replaces the stored record of `new.name` with `new` only while it still is `expected`: a
+    /// compare-and-swap on the record's own store (the record ConfigMap's `resourceVersion` on
+    /// kind and local, the cluster's ETag with `If-Match` on AKS), so two runs claiming one
+    /// warm-pool member cannot both win. The record's other copies (the local state dir, the
+    /// AKS resource group's tags) follow after a successful swap.
+    ///
+    /// # Errors
+    /// The store cannot be reached; `Ok(false)` means another writer changed it first or it is
+    /// gone.
+    fn swap_record(
+        &self,
+        expected: &Record,
+        new: &Record,
+    ) -> impl Future<Output = Result<bool, ProviderError>> + Send {
+        async move {
+            let client = self.kubeconfig(&new.name).await?.client().await?;
+            if !configmap::swap(client, &new.name, expected, new).await? {
+                return Ok(false);
+            }
+            self.update_record(new).await?;
+            Ok(true)
+        }
+    }
+
     /// Where environment `name`'s lease is kept. By default a `coordination.k8s.io` Lease in
     /// the cluster, reached with `client`, or with a client made from the provider's kubeconfig
     /// when none is given.
