@@ -234,6 +234,9 @@ pub struct GcOptions {
     /// `--github`: mark the deployments of collected PR environments inactive, and edit their
     /// PR comments (expired, or gone).
     pub github: bool,
+    /// With `pool:` in the file and not `dry_run`: refill the warm pool afterwards, with add-on
+    /// sources from here (what `pool ensure` does; see docs/pool.md).
+    pub refill: Option<crate::addons::SourceOptions>,
 }
 
 /// What `gc` did (or would do, with `dry_run`).
@@ -250,6 +253,9 @@ pub struct GcReport {
     /// because their environment is gone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credential_orphans: Vec<String>,
+    /// The warm pool's refill, when the file has `pool:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<super::pool::PoolReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -275,7 +281,19 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         false => None,
     };
     let started = std::time::Instant::now();
-    let result = collect(opts, &env, &provider, github, progress).await;
+    let mut result = collect(opts, &env, &provider, github, progress.clone()).await;
+    if let (Ok(report), Some(sources), Some(_)) = (&mut result, &opts.refill, &env.pool)
+        && !opts.dry_run
+    {
+        let refill = super::pool::PoolOptions {
+            env_file: opts.list.env_file.clone(),
+            templates: opts.list.templates.clone(),
+            sources: sources.clone(),
+            timeout: std::time::Duration::from_secs(15 * 60),
+            deadline: std::time::Duration::from_secs(2 * 3600),
+        };
+        report.pool = Some(super::pool::ensure(&refill, progress).await?);
+    }
     if let Some(msg) = gc_message(opts, &result, started.elapsed())
         && let Some(w) = crate::slack::notify(env.notifications.slack.as_ref(), &msg).await
     {
@@ -344,6 +362,7 @@ async fn collect(
         collected: Vec::new(),
         dns_orphans: Vec::new(),
         credential_orphans: Vec::new(),
+        pool: None,
     };
     let mut failed = Vec::new();
     for (record, reason) in chosen {
