@@ -41,7 +41,7 @@ fn up_args<'a>(env: &'a str, pr: &'a str, manifests: &'a str) -> Vec<&'a str> {
         "--manifests",
         manifests,
         "--timeout",
-        "120s",
+        "300s",
     ]
 }
 
