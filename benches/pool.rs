@@ -131,6 +131,27 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("a JSON report")
 }
 
+/// `step outcome seconds` of every step of an `up` report, on one line.
+fn steps(report: &Value) -> String {
+    report["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {} {:.1}s",
+                        s["step"].as_str().unwrap_or("?"),
+                        s["outcome"].as_str().unwrap_or("?"),
+                        s["seconds"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let create_seconds: u64 = std::env::var("EPHEMERA_BENCH_CREATE_SECONDS")
@@ -234,6 +255,9 @@ fn main() {
         "up without a pool (create, add-ons, app Healthy): {:.1} s",
         cold_took.as_secs_f64()
     );
+    println!("  warm steps: {}", steps(&warm_report));
+    println!("  cold steps: {}", steps(&cold_report));
+    println!("  warm Rollout: {}", warm_report["rollout"]["phase"]);
     println!(
         "ratio: {ratio:.1}x (targets: warm < {} s, ratio >= {RATIO_TARGET}x)",
         WARM_TARGET.as_secs()
