@@ -633,8 +633,8 @@ pub struct Pool {
     /// Members older than this are replaced by `pool ensure`, e.g. `24h`, `7d`.
     #[serde(default = "default_pool_max_age")]
     pub max_age: String,
-    /// Hibernating idle AKS members (the managed cluster `stop` operation) is not implemented:
-    /// `true` is refused with an error rather than ignored (docs/pool.md).
+    /// AKS only: idle members are stopped (the managed cluster `stop` operation) and started
+    /// on claim, which costs only their disks while idle but adds the start to the claim.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
 }

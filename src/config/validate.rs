@@ -98,10 +98,10 @@ fn pool(env: &Environment, p: &super::Pool) -> Check {
         return fail("pool.size", format!("{} is outside 1..=50", p.size));
     }
     duration::parse_lifetime(&p.max_age).map_err(|m| ("pool.maxAge".to_string(), m))?;
-    if p.stopped {
+    if p.stopped && !matches!(env.provider, ProviderConfig::Aks(_)) {
         return fail(
             "pool.stopped",
-            "hibernating idle members is not implemented yet; remove it (members are kept running, see docs/pool.md)",
+            "only AKS clusters can be stopped; remove it or use provider aks",
         );
     }
     if let Some(limit) = env.limits.max_environments

@@ -356,6 +356,10 @@ async fn make(
     run.preflight().await?;
     let result = steps::prepare(&ctx, &mut run).await;
     run.finish(result, || rollback(&ctx)).await?;
+    // Hibernated: stopped once ready; the claiming up's cluster step starts it.
+    if plan.env.pool.as_ref().is_some_and(|p| p.stopped) {
+        provider.hibernate(name).await?;
+    }
     Ok(())
 }
 

@@ -93,6 +93,20 @@ pub trait Provider: Send + Sync {
         record: &Record,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
+    /// Stops environment `name`'s cluster so that it costs little while idle (a hibernated
+    /// warm-pool member); [`Provider::ensure`] starts it again. Only AKS clusters can be stopped.
+    ///
+    /// # Errors
+    /// [`ProviderError::Config`] on providers that cannot stop a cluster; the provider's own.
+    fn hibernate(&self, _name: &str) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        let kind = self.kind();
+        async move {
+            Err(ProviderError::Config(format!(
+                "pool.stopped: {kind} clusters cannot be stopped; only aks"
+            )))
+        }
+    }
+
     /// Replaces the stored record of `new.name` with `new` only while it still is `expected`: a
     /// compare-and-swap on the record's own store (the record ConfigMap's `resourceVersion` on
     /// kind and local, the cluster's ETag with `If-Match` on AKS), so two runs claiming one

@@ -637,7 +637,7 @@ fn cases() -> Vec<Case> {
         case(
             "pool.stopped: ttl: 2h\npool:\n  size: 1\n  stopped: true",
             Edit("ttl: 2h\n", "ttl: 2h\npool:\n  size: 1\n  stopped: true\n"),
-            ":25:3: pool.stopped: hibernating idle members is not implemented yet",
+            ":25:3: pool.stopped: only AKS clusters can be stopped",
         ),
         case(
             "pool.size over limit: ttl: 2h\nlimits:\n  maxEnvironments: 1\npool:\n  size: 2",

@@ -412,3 +412,42 @@ fn a_local_pool_member_is_claimed_by_up_and_removed_by_down() {
     }
     assert!(sb.local_envs().is_empty(), "{:?}", sb.local_envs());
 }
+
+/// `pool.stopped: true` on AKS: `pool ensure` stops each member once it is ready (the managed
+/// cluster `stop` operation, on the fake ARM), and the claiming `up` starts it again before
+/// binding it to the PR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_member_is_stopped_while_idle_and_started_by_the_claim() {
+    let Some((fake, sb, _)) = aks_pool("sleepy", 1, Config::default()).await else {
+        return;
+    };
+    let file = |pr: &str| {
+        let env = pr_env(&sb, "sleepy", 1, pr);
+        let yaml = std::fs::read_to_string(&env).expect("env file");
+        std::fs::write(&env, format!("{yaml}  stopped: true\n")).expect("env file");
+        env
+    };
+    let manifests = manifests();
+    let pool = file("pool");
+    let filled = pool_ensure(&sb, &pool, &manifests);
+    assert_eq!(filled["capacity"]["stopped"], true, "{filled:#}");
+    let member = filled["created"][0].as_str().expect("a member").to_string();
+    let group = crate::common::lifecycle::group_of("sleepy", &member);
+    assert_eq!(
+        fake.cluster_power(&group, &member).as_deref(),
+        Some("Stopped")
+    );
+
+    let report = sb.json(&up_args(&file("3"), "3", &manifests));
+    assert_eq!(
+        (report["name"].as_str(), report["claimed"].as_bool()),
+        (Some(member.as_str()), Some(true))
+    );
+    assert_eq!(report["rollout"]["phase"], "Healthy", "{report:#}");
+    assert_eq!(
+        fake.cluster_power(&group, &member).as_deref(),
+        Some("Running")
+    );
+    sb.ok(&["down", "--env", &pool, "--pr", "3"]);
+    assert_eq!(fake.cluster_power(&group, &member), None);
+}

@@ -606,6 +606,42 @@ impl Aks {
         Ok(true)
     }
 
+    /// Stops the cluster (ManagedClusters_Stop) and waits for the operation: a stopped cluster
+    /// costs its disks only, and `ensure` starts it again. Already stopped is success.
+    ///
+    /// # Errors
+    /// ARM's, and [`ProviderError::NotFound`] when the cluster does not exist.
+    pub async fn stop(&self, name: &str) -> Result<(), ProviderError> {
+        let url = self.cluster_url(name, "")?;
+        let what = format!("cluster {name}");
+        let r = self.arm.get(&url, &format!("reading {what}")).await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Err(ProviderError::NotFound(name.to_string()));
+        }
+        let stopped = r
+            .body
+            .pointer("/properties/powerState/code")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Stopped"));
+        if stopped {
+            return Ok(());
+        }
+        tracing::info!("stopping {what}");
+        let stop_url = self.cluster_url(name, "/stop")?;
+        let s = self
+            .arm
+            .send(
+                Method::POST,
+                &stop_url,
+                None,
+                &[],
+                &format!("stopping {what}"),
+            )
+            .await?;
+        self.after_update(&s, &url, &what, self.deadline(false))
+            .await
+    }
+
     /// Whether the resource at `url` is gone or being deleted (read failures count as no).
     async fn being_deleted(&self, url: &Url, op: &str) -> bool {
         match self.arm.get(url, op).await {
@@ -913,6 +949,11 @@ impl Provider for Aks {
     async fn update_record(&self, record: &Record) -> Result<(), ProviderError> {
         self.arm.new_pass().await;
         self.update_record_inner(record).await
+    }
+
+    async fn hibernate(&self, name: &str) -> Result<(), ProviderError> {
+        self.arm.new_pass().await;
+        self.stop(name).await
     }
 
     async fn swap_record(&self, expected: &Record, new: &Record) -> Result<bool, ProviderError> {
