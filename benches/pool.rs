@@ -7,7 +7,7 @@
 //! How slow the creation is: the fake answers the cluster PUT with an operation that takes 10
 //! polls, with `Retry-After: S` on each, and ephemera really waits S seconds between polls. There
 //! is no fake clock: the cold `up` waits the whole creation out. S is 60, so the creation takes
-//! 600 s (10 minutes); the resource group's creation takes one poll, another S. Set
+//! 600 s (10 minutes). Set
 //! `EPHEMERA_BENCH_CREATE_SECONDS` to scale the creation (the printed figures say which was
 //! used). The pool is filled first with the fake answering at once (`Retry-After: 0`): filling
 //! the pool is not what is measured, and it happens ahead of any PR.
@@ -244,7 +244,7 @@ fn main() {
     let ratio = cold_took.as_secs_f64() / warm_took.as_secs_f64();
 
     println!(
-        "simulated cluster creation: {POLLS} polls x Retry-After {wait} s = {} s (resource group: 1 poll, {wait} s)",
+        "simulated cluster creation: {POLLS} polls x Retry-After {wait} s = {} s",
         u64::from(POLLS) * wait
     );
     println!(
