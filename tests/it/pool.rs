@@ -451,3 +451,23 @@ async fn a_hibernated_member_is_stopped_while_idle_and_started_by_the_claim() {
     sb.ok(&["down", "--env", &pool, "--pr", "3"]);
     assert_eq!(fake.cluster_power(&group, &member), None);
 }
+
+/// `gc` (which the shipped scheduled workflow runs) refills the pool after collecting, and
+/// `gc --dry-run` makes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_refills_the_pool_and_a_dry_run_does_not() {
+    let Some((_fake, sb, env)) = aks_pool("gcfill", 2, Config::default()).await else {
+        return;
+    };
+    let manifests = manifests();
+    let dry = sb.json(&["gc", "--env", &env, "--dry-run", "--manifests", &manifests]);
+    assert!(dry.get("pool").is_none(), "{dry:#}");
+    assert!(listed(&sb, &env).is_empty());
+    let report = sb.json(&["gc", "--env", &env, "--manifests", &manifests]);
+    assert_eq!(
+        report["pool"]["created"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    assert_eq!(members(&listed(&sb, &env), "idle").len(), 2);
+}
