@@ -195,6 +195,57 @@ pub struct Summary {
     pub record: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "is_default")]
     pub untrusted: Untrusted,
+    /// With `pool:`, the idle capacity the warm pool keeps (what it costs while nobody uses it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Capacity>,
+}
+
+/// What a warm pool holds while idle: members × nodes of one size.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    pub members: u32,
+    pub nodes_per_member: u32,
+    /// The VM size (AKS), or `simulated` / `container` for local and kind.
+    pub node_size: String,
+    /// AKS with `pool.stopped`: idle members are stopped and cost their disks only.
+    pub stopped: bool,
+    /// The same in words, e.g. `2 members x 3 Standard_D4s_v5 nodes = 6 nodes idle`.
+    pub summary: String,
+}
+
+impl std::fmt::Display for Capacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary)
+    }
+}
+
+/// What `env`'s pool holds when full; `None` without a pool.
+pub fn pool_capacity(env: &Environment) -> Option<Capacity> {
+    use crate::config::ProviderConfig;
+    let pool = env.pool.as_ref()?;
+    let (nodes, size) = match &env.provider {
+        ProviderConfig::Aks(a) => (a.system_pool.count, a.system_pool.vm_size.clone()),
+        ProviderConfig::Kind(_) => (1, "container".to_string()),
+        ProviderConfig::Local(l) => (l.nodes, "simulated".to_string()),
+    };
+    let summary = format!(
+        "{} members x {nodes} {size} nodes = {} nodes idle{}",
+        pool.size,
+        pool.size * nodes,
+        if pool.stopped {
+            " (stopped: disks only)"
+        } else {
+            ""
+        }
+    );
+    Some(Capacity {
+        members: pool.size,
+        nodes_per_member: nodes,
+        node_size: size,
+        stopped: pool.stopped,
+        summary,
+    })
 }
 
 fn is_default(u: &Untrusted) -> bool {
@@ -310,6 +361,7 @@ pub fn plan(
         version: crate::VERSION.to_string(),
         url: url.clone(),
         env_file: Some(env.metadata.name.clone()),
+        pool: None,
     };
 
     let provider = plan_request(env, name, &record, renderer).map_err(|e| match e {
@@ -353,6 +405,7 @@ pub fn plan(
         now_source: input.now_source,
         record: record.to_pairs(),
         untrusted: input.untrusted.clone(),
+        pool: pool_capacity(env),
     };
     let warnings = warnings(env, &addons);
     Ok(Plan {

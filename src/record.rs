@@ -24,6 +24,47 @@ pub mod keys {
     pub const VERSION: &str = "ephemera-version";
     pub const URL: &str = "ephemera-url";
     pub const ENV_FILE: &str = "ephemera-env-file";
+    /// `idle` or `claimed`: the environment was made as a warm-pool member.
+    pub const POOL: &str = "ephemera-pool";
+    /// The pool fingerprint (provider settings, add-on versions, values) it was made with.
+    pub const POOL_FINGERPRINT: &str = "ephemera-pool-fingerprint";
+    /// On a claimed member: the name the PR's environment would have had (`pr-42`), by which
+    /// `down`, `status`, `kubeconfig` and a rerun of `up` find it.
+    pub const POOL_ALIAS: &str = "ephemera-pool-alias";
+}
+
+/// Whether a warm-pool member is waiting for a PR or bound to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PoolState {
+    /// Made ahead, bound to no PR; `up` may claim it.
+    Idle,
+    /// Bound to a PR by an `up`; never goes back to the pool.
+    Claimed,
+    /// Taken out of the pool by `pool ensure` (too old, a stale fingerprint, one too many) and
+    /// being deleted; never claimed.
+    Retiring,
+}
+
+impl PoolState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolState::Idle => "idle",
+            PoolState::Claimed => "claimed",
+            PoolState::Retiring => "retiring",
+        }
+    }
+}
+
+/// What a warm-pool member's record says about its membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub state: PoolState,
+    pub fingerprint: String,
+    /// The PR environment's usual name, once claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 /// One environment as recorded on its resources.
@@ -50,6 +91,9 @@ pub struct Record {
     /// The environment file's `metadata.name`, so `gc` and `list` can tell profiles apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_file: Option<String>,
+    /// Set on warm-pool members (docs/pool.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Membership>,
 }
 
 /// A stored record could not be read back.
@@ -116,7 +160,30 @@ impl Record {
         if let Some(f) = &self.env_file {
             m.insert(keys::ENV_FILE.into(), f.clone());
         }
+        if let Some(p) = &self.pool {
+            m.insert(keys::POOL.into(), p.state.as_str().into());
+            m.insert(keys::POOL_FINGERPRINT.into(), p.fingerprint.clone());
+            if let Some(a) = &p.alias {
+                m.insert(keys::POOL_ALIAS.into(), a.clone());
+            }
+        }
         m
+    }
+
+    /// Whether this is an idle warm-pool member.
+    pub fn is_idle_member(&self) -> bool {
+        self.pool.as_ref().map(|p| p.state) == Some(PoolState::Idle)
+    }
+
+    /// Whether this record answers to environment name `name`: its own, or, on a claimed
+    /// warm-pool member, the PR environment's name it was claimed for.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name
+            || self
+                .pool
+                .as_ref()
+                .and_then(|p| p.alias.as_deref())
+                .is_some_and(|a| a == name)
     }
 
     /// Reads a record back from flat string pairs.
@@ -141,7 +208,26 @@ impl Record {
             })?),
             None => None,
         };
+        let pool = match m.get(keys::POOL).map(String::as_str) {
+            None => None,
+            Some(v) => Some(Membership {
+                state: match v {
+                    "idle" => PoolState::Idle,
+                    "claimed" => PoolState::Claimed,
+                    "retiring" => PoolState::Retiring,
+                    _ => {
+                        return Err(RecordError::Invalid {
+                            key: keys::POOL,
+                            value: v.to_string(),
+                        });
+                    }
+                },
+                fingerprint: get(keys::POOL_FINGERPRINT)?,
+                alias: m.get(keys::POOL_ALIAS).cloned(),
+            }),
+        };
         Ok(Record {
+            pool,
             name: get(keys::ENVIRONMENT)?,
             provider: get(keys::PROVIDER)?,
             repository: m.get(keys::REPOSITORY).cloned(),
@@ -172,6 +258,7 @@ mod tests {
             version: "0.1.0".into(),
             url: None,
             env_file: Some("pr-aks".into()),
+            pool: None,
         }
     }
 
@@ -179,6 +266,25 @@ mod tests {
     fn pairs_round_trip() {
         let r = sample();
         assert_eq!(Record::from_pairs(&r.to_pairs()).unwrap(), r);
+    }
+
+    #[test]
+    fn pool_membership_round_trips_and_a_claimed_member_answers_to_its_alias() {
+        let mut r = sample();
+        r.name = "pool-1a2b3c4d".into();
+        r.pool = Some(Membership {
+            state: PoolState::Claimed,
+            fingerprint: "ab12".into(),
+            alias: Some("pr-42".into()),
+        });
+        assert_eq!(Record::from_pairs(&r.to_pairs()).unwrap(), r);
+        assert!(r.answers_to("pr-42") && r.answers_to("pool-1a2b3c4d"));
+        assert!(!r.answers_to("pr-4") && !r.is_idle_member());
+        let mut p = r.to_pairs();
+        p.insert(keys::POOL.into(), "spare".into());
+        assert!(
+            matches!(Record::from_pairs(&p), Err(RecordError::Invalid { key, .. }) if key == keys::POOL)
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
         open_prs,
         dry_run: args.dry_run,
         github: args.github,
+        refill: Some(super::sources(settings, &args.env, false)?),
     };
     let progress = ephemera::progress::for_terminal(settings.quiet);
     let report = super::block_on(ephemera::engine::inventory::gc(&opts, progress))?;
@@ -91,9 +92,22 @@ pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
             report.examined,
             report.collected.len()
         ));
+        if let Some(p) = &report.pool {
+            lines.push(format!(
+                "pool {}: {} created, {} deleted; {}",
+                p.profile,
+                p.created.len(),
+                p.deleted.len(),
+                p.capacity
+            ));
+            lines.extend(p.failures.iter().map(|f| format!("pool failed: {f}")));
+        }
         lines.join("\n")
     })?;
-    Ok(ExitStatus::Ok)
+    match &report.pool {
+        Some(p) if !p.failures.is_empty() => Ok(ExitStatus::Failed),
+        _ => Ok(ExitStatus::Ok),
+    }
 }
 
 fn invalid(message: String) -> ephemera::Error {

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod plan;
+pub mod pool;
 pub mod printer;
 pub mod promote;
 pub mod status;
@@ -191,6 +192,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Notify(notify::NotifyArgs),
     Lock(lock::LockArgs),
+    Pool(pool::PoolArgs),
 }
 
 /// Resolved global settings, passed to every subcommand.
@@ -242,6 +244,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
         Command::Doctor(a) => doctor::run(a, settings),
         Command::Notify(a) => notify::run(a, settings),
         Command::Lock(a) => lock::run(a, settings),
+        Command::Pool(a) => pool::run(a, settings),
     }
 }
 
@@ -288,6 +291,18 @@ fn resolve(
     )?);
     let provider =
         ephemera::providers::any::AnyProvider::from_env(&env, renderer, &Default::default())?;
+    // With a warm pool, the PR's environment may be a member claimed for it under its own name.
+    let name = match env.pool {
+        None => name,
+        Some(_) => {
+            let resolved = block_on(ephemera::engine::pool::resolve(
+                &provider,
+                &env,
+                name.as_str(),
+            ))?;
+            ephemera::names::EnvName::from_name(&resolved)?
+        }
+    };
     Ok((env, name, provider))
 }
 

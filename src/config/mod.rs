@@ -57,6 +57,10 @@ pub struct Environment {
     pub max_lifetime: Option<String>,
     #[serde(default)]
     pub limits: Limits,
+    /// A warm pool: clusters made ahead, with every add-on installed, that `up` claims instead
+    /// of creating one (see docs/pool.md). Absent: no pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
     #[serde(default)]
     pub notifications: Notifications,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -620,6 +624,32 @@ pub struct Limits {
     pub max_environments: Option<u32>,
 }
 
+/// The warm pool of an environment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pool {
+    /// How many idle members `pool ensure` keeps ready, 1 to 50.
+    pub size: u32,
+    /// Members older than this are replaced by `pool ensure`, e.g. `24h`, `7d`.
+    #[serde(default = "default_pool_max_age")]
+    pub max_age: String,
+    /// AKS only: idle members are stopped (the managed cluster `stop` operation) and started
+    /// on claim, which costs only their disks while idle but adds the start to the claim.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
+fn default_pool_max_age() -> String {
+    "24h".into()
+}
+
+impl Pool {
+    /// `maxAge` as a duration (validated when the file was loaded).
+    pub fn max_age_duration(&self) -> std::time::Duration {
+        duration::parse_lifetime(&self.max_age).unwrap_or(duration::MAX_TTL)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Notifications {
@@ -756,6 +786,7 @@ fn is_field_path(s: &str) -> bool {
                 | "ttl"
                 | "maxLifetime"
                 | "limits"
+                | "pool"
                 | "notifications"
                 | "github"
         )

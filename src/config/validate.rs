@@ -72,6 +72,9 @@ pub(super) fn validate(env: &Environment) -> Check {
     if env.limits.max_environments == Some(0) {
         return fail("limits.maxEnvironments", "must be at least 1");
     }
+    if let Some(p) = &env.pool {
+        pool(env, p)?;
+    }
     if let Some(s) = &env.notifications.slack {
         slack(s)?;
     }
@@ -86,6 +89,31 @@ pub(super) fn validate(env: &Environment) -> Check {
         {
             return fail("github.apiUrl", format!("{u:?} is not an https:// URL"));
         }
+    }
+    Ok(())
+}
+
+fn pool(env: &Environment, p: &super::Pool) -> Check {
+    if !(1..=50).contains(&p.size) {
+        return fail("pool.size", format!("{} is outside 1..=50", p.size));
+    }
+    duration::parse_lifetime(&p.max_age).map_err(|m| ("pool.maxAge".to_string(), m))?;
+    if p.stopped && !matches!(env.provider, ProviderConfig::Aks(_)) {
+        return fail(
+            "pool.stopped",
+            "only AKS clusters can be stopped; remove it or use provider aks",
+        );
+    }
+    if let Some(limit) = env.limits.max_environments
+        && p.size > limit
+    {
+        return fail(
+            "pool.size",
+            format!(
+                "{} is more than limits.maxEnvironments ({limit}), which counts pool members",
+                p.size
+            ),
+        );
     }
     Ok(())
 }

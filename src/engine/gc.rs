@@ -160,6 +160,7 @@ mod tests {
             version: "0.1.0".into(),
             url: None,
             env_file: None,
+            pool: None,
         }
     }
 

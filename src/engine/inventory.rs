@@ -40,9 +40,21 @@ fn provider_for(
 pub struct Listed {
     #[serde(flatten)]
     pub record: Record,
-    /// `active` or `expired`.
+    /// `active` or `expired`; a warm-pool member not bound to a PR is `idle` (or `retiring`
+    /// while `pool ensure` deletes it).
     pub state: &'static str,
     pub age_seconds: i64,
+}
+
+/// The state `list` and `status` show for `r` at `now`.
+fn state(r: &Record, now: Timestamp) -> &'static str {
+    use crate::record::PoolState;
+    match r.pool.as_ref().map(|p| p.state) {
+        _ if r.is_expired(now) => "expired",
+        Some(PoolState::Idle) => "idle",
+        Some(PoolState::Retiring) => "retiring",
+        _ => "active",
+    }
 }
 
 /// Lists the environments the provider of `opts.env_file` can see, sorted by name.
@@ -57,11 +69,7 @@ pub async fn list(opts: &ListOptions) -> Result<Vec<Listed>, crate::Error> {
         .await?
         .into_iter()
         .map(|r| Listed {
-            state: if r.is_expired(now) {
-                "expired"
-            } else {
-                "active"
-            },
+            state: state(&r, now),
             age_seconds: now.duration_since(r.created_at).as_secs(),
             record: r,
         })
@@ -113,14 +121,11 @@ pub async fn status(
 ) -> Result<StatusReport, crate::Error> {
     let (env, provider) = provider_for(&opts.env_file, opts.templates.as_deref())?;
     let (name, _) = crate::plan::target(&env, pr, name)?;
+    let name = super::claim::resolve(&provider, &env, name.as_str()).await?;
     let record = find(&provider, name.as_str()).await?;
     let now = Timestamp::now();
     let mut report = StatusReport {
-        state: if record.is_expired(now) {
-            "expired"
-        } else {
-            "active"
-        },
+        state: state(&record, now),
         record,
         lease: None,
         addons: Vec::new(),
@@ -188,6 +193,7 @@ pub struct ExtendOptions {
 pub async fn extend(opts: &ExtendOptions) -> Result<Record, crate::Error> {
     let (env, provider) = provider_for(&opts.list.env_file, opts.list.templates.as_deref())?;
     let (name, _) = crate::plan::target(&env, opts.pr.as_deref(), opts.name.as_deref())?;
+    let name = super::claim::resolve(&provider, &env, name.as_str()).await?;
     let mut record = find(&provider, name.as_str()).await?;
     let base = record.expires_at.max(Timestamp::now());
     let by = SignedDuration::from_secs(i64::try_from(opts.by.as_secs()).unwrap_or(i64::MAX));
@@ -228,6 +234,9 @@ pub struct GcOptions {
     /// `--github`: mark the deployments of collected PR environments inactive, and edit their
     /// PR comments (expired, or gone).
     pub github: bool,
+    /// With `pool:` in the file and not `dry_run`: refill the warm pool afterwards, with add-on
+    /// sources from here (what `pool ensure` does; see docs/pool.md).
+    pub refill: Option<crate::addons::SourceOptions>,
 }
 
 /// What `gc` did (or would do, with `dry_run`).
@@ -244,6 +253,9 @@ pub struct GcReport {
     /// because their environment is gone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credential_orphans: Vec<String>,
+    /// The warm pool's refill, when the file has `pool:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<super::pool::PoolReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -269,7 +281,19 @@ pub async fn gc(opts: &GcOptions, progress: Arc<dyn Progress>) -> Result<GcRepor
         false => None,
     };
     let started = std::time::Instant::now();
-    let result = collect(opts, &env, &provider, github, progress).await;
+    let mut result = collect(opts, &env, &provider, github, progress.clone()).await;
+    if let (Ok(report), Some(sources), Some(_)) = (&mut result, &opts.refill, &env.pool)
+        && !opts.dry_run
+    {
+        let refill = super::pool::PoolOptions {
+            env_file: opts.list.env_file.clone(),
+            templates: opts.list.templates.clone(),
+            sources: sources.clone(),
+            timeout: std::time::Duration::from_secs(15 * 60),
+            deadline: std::time::Duration::from_secs(2 * 3600),
+        };
+        report.pool = Some(super::pool::ensure(&refill, progress).await?);
+    }
     if let Some(msg) = gc_message(opts, &result, started.elapsed())
         && let Some(w) = crate::slack::notify(env.notifications.slack.as_ref(), &msg).await
     {
@@ -338,6 +362,7 @@ async fn collect(
         collected: Vec::new(),
         dns_orphans: Vec::new(),
         credential_orphans: Vec::new(),
+        pool: None,
     };
     let mut failed = Vec::new();
     for (record, reason) in chosen {

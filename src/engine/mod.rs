@@ -8,12 +8,14 @@
 use std::path::PathBuf;
 
 pub mod ci;
+pub mod claim;
 pub mod down;
 mod error;
 pub mod gc;
 mod guard;
 pub mod inventory;
 pub mod lease;
+pub mod pool;
 mod runner;
 mod teardown;
 pub mod up;

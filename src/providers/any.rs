@@ -92,6 +92,14 @@ impl Provider for AnyProvider {
         each!(self, p => p.update_record(record).await)
     }
 
+    async fn hibernate(&self, name: &str) -> Result<(), ProviderError> {
+        each!(self, p => p.hibernate(name).await)
+    }
+
+    async fn swap_record(&self, expected: &Record, new: &Record) -> Result<bool, ProviderError> {
+        each!(self, p => p.swap_record(expected, new).await)
+    }
+
     async fn lease_store<'a>(
         &'a self,
         name: &str,

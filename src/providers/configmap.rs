@@ -92,6 +92,46 @@ pub async fn write(
     Ok(())
 }
 
+/// Replaces the stored record with `new` only while it is still `expected` (compared field by
+/// field, written under the ConfigMap's `resourceVersion`): a compare-and-swap, so of two
+/// writers starting from the same record exactly one succeeds. `Ok(false)` when the stored
+/// record is missing or no longer `expected`.
+///
+/// # Errors
+/// The API server is unreachable or refuses for another reason.
+pub async fn swap(
+    client: ::kube::Client,
+    cluster: &str,
+    expected: &Record,
+    new: &Record,
+) -> Result<bool, ProviderError> {
+    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    let context = || format!("swapping ConfigMap {NAMESPACE}/{NAME} on cluster {cluster}");
+    // A conflict from a write that left the record as it was (another field manager) is retried.
+    for _ in 0..5 {
+        let cm = tokio::time::timeout(REQUEST_TIMEOUT, api.get_opt(NAME))
+            .await
+            .map_err(|_| timed_out("reading", cluster))?
+            .map_err(|e| transport(context(), e))?;
+        let Some(mut cm) = cm else { return Ok(false) };
+        let data = cm.data.clone().unwrap_or_default();
+        if Record::from_pairs(&data).ok().as_ref() != Some(expected) {
+            return Ok(false);
+        }
+        cm.data = Some(new.to_pairs());
+        let replaced =
+            tokio::time::timeout(REQUEST_TIMEOUT, api.replace(NAME, &Default::default(), &cm))
+                .await
+                .map_err(|_| timed_out("writing", cluster))?;
+        match replaced {
+            Ok(_) => return Ok(true),
+            Err(::kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(transport(context(), e)),
+        }
+    }
+    Ok(false)
+}
+
 /// The stored record if there is one, else `record` written and returned.
 ///
 /// # Errors
@@ -140,6 +180,7 @@ mod tests {
             version: "0.1.0".into(),
             url: None,
             env_file: Some("local".into()),
+            pool: None,
         };
         let cm: ConfigMap = serde_json::from_value(desired(&record)).unwrap();
         let labels = cm.metadata.labels.unwrap();

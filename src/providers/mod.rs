@@ -93,6 +93,44 @@ pub trait Provider: Send + Sync {
         record: &Record,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
+    /// Stops environment `name`'s cluster so that it costs little while idle (a hibernated
+    /// warm-pool member); [`Provider::ensure`] starts it again. Only AKS clusters can be stopped.
+    ///
+    /// # Errors
+    /// [`ProviderError::Config`] on providers that cannot stop a cluster; the provider's own.
+    fn hibernate(&self, _name: &str) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        let kind = self.kind();
+        async move {
+            Err(ProviderError::Config(format!(
+                "pool.stopped: {kind} clusters cannot be stopped; only aks"
+            )))
+        }
+    }
+
+    /// Replaces the stored record of `new.name` with `new` only while it still is `expected`: a
+    /// compare-and-swap on the record's own store (the record ConfigMap's `resourceVersion` on
+    /// kind and local, the cluster's ETag with `If-Match` on AKS), so two runs claiming one
+    /// warm-pool member cannot both win. The record's other copies (the local state dir, the
+    /// AKS resource group's tags) follow after a successful swap.
+    ///
+    /// # Errors
+    /// The store cannot be reached; `Ok(false)` means another writer changed it first or it is
+    /// gone.
+    fn swap_record(
+        &self,
+        expected: &Record,
+        new: &Record,
+    ) -> impl Future<Output = Result<bool, ProviderError>> + Send {
+        async move {
+            let client = self.kubeconfig(&new.name).await?.client().await?;
+            if !configmap::swap(client, &new.name, expected, new).await? {
+                return Ok(false);
+            }
+            self.update_record(new).await?;
+            Ok(true)
+        }
+    }
+
     /// Where environment `name`'s lease is kept. By default a `coordination.k8s.io` Lease in
     /// the cluster, reached with `client`, or with a client made from the provider's kubeconfig
     /// when none is given.

@@ -73,6 +73,7 @@ fn record(name: &str) -> Record {
         version: "0.1.0".into(),
         url: None,
         env_file: Some("pr-aks".into()),
+        pool: None,
     }
 }
 

@@ -625,6 +625,29 @@ fn cases() -> Vec<Case> {
             ":24:20: limits.maxEnvironments: \"-1\" is not a whole number from 0 to 429496",
         ),
         case(
+            "pool.size: ttl: 2h\npool:\n  size: 0",
+            Edit("ttl: 2h\n", "ttl: 2h\npool:\n  size: 0\n"),
+            ":24:3: pool.size: 0 is outside 1..=50",
+        ),
+        case(
+            "pool.maxAge: ttl: 2h\npool:\n  size: 1\n  maxAge: 1m",
+            Edit("ttl: 2h\n", "ttl: 2h\npool:\n  size: 1\n  maxAge: 1m\n"),
+            ":25:3: pool.maxAge: \"1m\" is shorter than 10m",
+        ),
+        case(
+            "pool.stopped: ttl: 2h\npool:\n  size: 1\n  stopped: true",
+            Edit("ttl: 2h\n", "ttl: 2h\npool:\n  size: 1\n  stopped: true\n"),
+            ":25:3: pool.stopped: only AKS clusters can be stopped",
+        ),
+        case(
+            "pool.size over limit: ttl: 2h\nlimits:\n  maxEnvironments: 1\npool:\n  size: 2",
+            Edit(
+                "ttl: 2h\n",
+                "ttl: 2h\nlimits:\n  maxEnvironments: 1\npool:\n  size: 2\n",
+            ),
+            ":26:3: pool.size: 2 is more than limits.maxEnvironments (1)",
+        ),
+        case(
             "limits.other: ttl: 2h\nlimits:\n  other: 1",
             Edit("ttl: 2h\n", "ttl: 2h\nlimits:\n  other: 1\n"),
             ":24:3: limits.other: unknown field `other`, expected one of maxEnvironments",

@@ -154,6 +154,7 @@ fn request(name: &str, pr: u64) -> ClusterRequest {
             version: ephemera::VERSION.into(),
             url: None,
             env_file: Some("pr-kind".into()),
+            pool: None,
         },
     }
 }

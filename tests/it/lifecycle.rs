@@ -362,6 +362,7 @@ fn record(name: &str, pr: Option<u64>, repo: &str, expires: Timestamp) -> Record
         version: ephemera::VERSION.into(),
         url: None,
         env_file: Some("gc".into()),
+        pool: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn request(name: &str, pr: u64) -> ClusterRequest {
             version: ephemera::VERSION.into(),
             url: None,
             env_file: Some("local".into()),
+            pool: None,
         },
     }
 }

@@ -24,6 +24,7 @@ mod lifecycle;
 mod local;
 mod lock;
 mod plan;
+mod pool;
 mod registry;
 mod slack;
 mod testcluster;

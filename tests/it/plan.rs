@@ -546,3 +546,34 @@ fn template_overrides_add_and_replace_objects() {
     );
     find(&docs, "Rollout", "cats");
 }
+
+#[test]
+fn a_pool_shows_its_idle_capacity_in_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/pr-aks.yaml"),
+    )
+    .expect("environments/pr-aks.yaml");
+    let file = dir.path().join("pooled.yaml");
+    std::fs::write(&file, format!("{shipped}\npool:\n  size: 3\n")).expect("env file");
+    let env = file.to_str().expect("UTF-8");
+    let args = [
+        "plan", "--env", env, "--pr", "42", "--image", IMAGE, "--now", NOW, "--output", "json",
+    ];
+    let plan: serde_json::Value = serde_json::from_str(&plan_ok(&args)).expect("JSON");
+    let pool = &plan["environment"]["pool"];
+    let nodes = pool["nodesPerMember"].as_u64().expect("nodes per member");
+    assert_eq!(pool["members"], 3, "{pool:#}");
+    assert_eq!(
+        pool["summary"],
+        format!(
+            "3 members x {nodes} {} nodes = {} nodes idle",
+            pool["nodeSize"].as_str().expect("VM size"),
+            3 * nodes
+        ),
+        "{pool:#}"
+    );
+    // Without pool: the summary has none.
+    let plain = plan_env("pr-aks.yaml", &["--pr", "42"]);
+    assert!(!plain.contains("nodes idle"), "{plain}");
+}

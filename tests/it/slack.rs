@@ -373,6 +373,7 @@ fn tags(name: &str, pr: u64, expires: Timestamp) -> Value {
         version: ephemera::VERSION.into(),
         url: None,
         env_file: Some("gcs".into()),
+        pool: None,
     };
     Value::Object(
         r.to_pairs()

@@ -134,6 +134,13 @@ pub async fn down(
     let renderer = Arc::new(Renderer::new(opts.templates.as_deref())?);
     let provider = AnyProvider::from_env(&env, renderer, &ProviderOptions::default())?;
     let bounds = Bounds::new(opts.timeout, opts.deadline);
+    // With a warm pool, the PR's environment may be a member claimed for it.
+    let resolve = super::claim::resolve(&provider, &env, name.as_str());
+    let resolved = bounds
+        .run("before the first step", resolve)
+        .await
+        .map_err(super::EngineError::from)??;
+    let name = crate::names::EnvName::from_name(&resolved)?;
     let started = std::time::Instant::now();
     let result = teardown(&Target {
         env: &env,

@@ -60,6 +60,8 @@ pub struct UpReport {
     pub image: String,
     /// This run created the cluster.
     pub created: bool,
+    /// This run claimed a warm-pool member instead of creating a cluster.
+    pub claimed: bool,
     pub url: Option<String>,
     /// Pods are simulated and nothing serves traffic (the local provider).
     pub simulated: bool,
@@ -119,6 +121,21 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
             keep_on_failure: opts.keep_on_failure,
         },
     )?;
+    let before = "before the first step";
+    // With a warm pool, a member already bound to this PR or an idle one claimed now stands in
+    // for the PR's own cluster; neither adds an environment, so the limit is not checked.
+    let target = bounds
+        .run(before, super::claim::claim(&provider, &plan))
+        .await
+        .map_err(EngineError::from)??;
+    let mut claimed_now = false;
+    let (record, pooled) = match &target {
+        super::claim::Target::Own => (record, false),
+        super::claim::Target::Member { record, claimed } => {
+            claimed_now = *claimed;
+            (&**record, true)
+        }
+    };
     let ctx = Context {
         opts,
         env,
@@ -130,11 +147,12 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
         progress,
         bounds: &bounds,
     };
-    let before = "before the first step";
-    bounds
-        .run(before, check_limit(&ctx))
-        .await
-        .map_err(EngineError::from)??;
+    if !pooled {
+        bounds
+            .run(before, check_limit(&ctx))
+            .await
+            .map_err(EngineError::from)??;
+    }
     // A DNS record in the way that is not ours stops up before anything is created.
     if plan.summary.host_pending.is_none()
         && let Some(d) = crate::dns::azure::AzureDns::from_env(
@@ -154,7 +172,10 @@ pub async fn up(opts: &UpOptions, progress: Arc<dyn Progress>) -> Result<UpRepor
         .run(before, start)
         .await
         .map_err(EngineError::from)??;
-    let result = create_or_converge(&ctx).await;
+    let result = create_or_converge(&ctx).await.map(|mut r| {
+        r.claimed = claimed_now;
+        r
+    });
     // Telling GitHub how it went is bounded like any cleanup: a fresh --timeout.
     let cleanup = bounds.for_cleanup();
     match result {
@@ -197,7 +218,7 @@ async fn create_or_converge(ctx: &Context<'_>) -> Result<UpReport, crate::Error>
 
 /// Deletes what this run created: the federated credential, the cluster, and the kubeconfig
 /// context the kubeconfig step may have written for it. Failures are logged.
-async fn rollback(ctx: &Context<'_>) {
+pub(crate) async fn rollback(ctx: &Context<'_>) {
     let name = ctx.name;
     let credential = super::teardown::delete_federated_credential(ctx.env, ctx.provider, name);
     if let Err(cleanup) = credential.await {
@@ -230,6 +251,7 @@ fn report(ctx: &Context<'_>, done: Converged, run: &Runner<'_>) -> UpReport {
         pr: record.pr,
         image: plan.summary.image.reference.clone(),
         created: cluster.created,
+        claimed: false,
         url: record.url.clone().or_else(|| plan.summary.url.clone()),
         simulated: !cluster.serves_traffic,
         kubeconfig,

@@ -606,6 +606,42 @@ impl Aks {
         Ok(true)
     }
 
+    /// Stops the cluster (ManagedClusters_Stop) and waits for the operation: a stopped cluster
+    /// costs its disks only, and `ensure` starts it again. Already stopped is success.
+    ///
+    /// # Errors
+    /// ARM's, and [`ProviderError::NotFound`] when the cluster does not exist.
+    pub async fn stop(&self, name: &str) -> Result<(), ProviderError> {
+        let url = self.cluster_url(name, "")?;
+        let what = format!("cluster {name}");
+        let r = self.arm.get(&url, &format!("reading {what}")).await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Err(ProviderError::NotFound(name.to_string()));
+        }
+        let stopped = r
+            .body
+            .pointer("/properties/powerState/code")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Stopped"));
+        if stopped {
+            return Ok(());
+        }
+        tracing::info!("stopping {what}");
+        let stop_url = self.cluster_url(name, "/stop")?;
+        let s = self
+            .arm
+            .send(
+                Method::POST,
+                &stop_url,
+                None,
+                &[],
+                &format!("stopping {what}"),
+            )
+            .await?;
+        self.after_update(&s, &url, &what, self.deadline(false))
+            .await
+    }
+
     /// Whether the resource at `url` is gone or being deleted (read failures count as no).
     async fn being_deleted(&self, url: &Url, op: &str) -> bool {
         match self.arm.get(url, op).await {
@@ -731,6 +767,43 @@ impl Aks {
                 None
             }
         }
+    }
+
+    /// The record in the cluster's tags replaced by `new` while it is `expected`, under
+    /// `If-Match` on the ETag it was read with. A write in between (a lease, a claim) makes ARM
+    /// answer 412, and the record is read again; a record that changed is not swapped.
+    async fn swap_record_inner(
+        &self,
+        expected: &Record,
+        new: &Record,
+    ) -> Result<bool, ProviderError> {
+        let name = new.name.as_str();
+        let url = self.cluster_url(name, "")?;
+        let what = format!("cluster {name}");
+        for _ in 0..ROUNDS {
+            let r = self.arm.get(&url, &format!("reading {what}")).await?;
+            if r.status == StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if !r.status.is_success() {
+                return Err(r.into_error(&format!("reading {what}")).into());
+            }
+            if Record::from_pairs(&tag_pairs(&r.body)).ok().as_ref() != Some(expected) {
+                return Ok(false);
+            }
+            let tags = merged_tags(&r.body, new);
+            match self
+                .update_tags_if_match(name, &tags, r.etag().as_deref())
+                .await
+            {
+                Ok(TagUpdate::Updated { .. }) => return Ok(true),
+                Ok(TagUpdate::Conflict) => continue,
+                // An operation runs on the cluster (a stop, a start, a delete): not claimable now.
+                Err(ProviderError::Api { status: 409, .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     async fn update_record_inner(&self, record: &Record) -> Result<(), ProviderError> {
@@ -882,6 +955,22 @@ impl Provider for Aks {
         self.update_record_inner(record).await
     }
 
+    async fn hibernate(&self, name: &str) -> Result<(), ProviderError> {
+        self.arm.new_pass().await;
+        self.stop(name).await
+    }
+
+    async fn swap_record(&self, expected: &Record, new: &Record) -> Result<bool, ProviderError> {
+        self.arm.new_pass().await;
+        if !self.swap_record_inner(expected, new).await? {
+            return Ok(false);
+        }
+        if self.cfg.resource_group.strategy == ResourceGroupStrategy::PerEnvironment {
+            self.update_group_tags(new).await?;
+        }
+        Ok(true)
+    }
+
     /// The cluster's ARM tag: readable before the cluster answers, and gone with the cluster.
     async fn lease_store<'a>(
         &'a self,
@@ -975,6 +1064,7 @@ mod tests {
             version: "0.1.0".into(),
             url: None,
             env_file: None,
+            pool: None,
         };
         let t = merged_tags(&body, &record);
         assert_eq!(t.get("team").map(String::as_str), Some("cats"));

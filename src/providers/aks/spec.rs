@@ -363,6 +363,7 @@ mod tests {
             version: "0.1.0".into(),
             url: None,
             env_file: Some("pr-aks".into()),
+            pool: None,
         }
     }
 

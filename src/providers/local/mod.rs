@@ -394,6 +394,7 @@ mod tests {
                 version: crate::VERSION.into(),
                 url: None,
                 env_file: None,
+                pool: None,
             },
         };
         let err = p.ensure(&req).await.unwrap_err();

@@ -67,14 +67,22 @@ pub(crate) struct Converged {
     pub rollout: Option<crate::app::RolloutStatus>,
 }
 
-/// Runs the steps of `up` through `run`, in the order of [`STEPS`].
+/// A cluster ready for an app: what the steps up to `addons` leave behind.
+pub(crate) struct Prepared {
+    pub cluster: Ensured,
+    pub client: kube::Client,
+    pub kubeconfig: PathBuf,
+}
+
+/// The steps up to and including `addons`: the cluster, its kubeconfig, the lease (held from
+/// here on), the DNS-01 identity and the add-ons. A warm-pool member is made by these alone.
 ///
 /// # Errors
 /// The first step that fails, or the lease when another run takes the environment.
-pub(crate) async fn run(
+pub(crate) async fn prepare(
     ctx: &Context<'_>,
     run: &mut Runner<'_>,
-) -> Result<Converged, crate::Error> {
+) -> Result<Prepared, crate::Error> {
     let cluster = run.step(cluster::NAME, cluster::ensure(ctx)).await?;
     run.created(cluster.created);
     let (kubeconfig, path) = run.step(kubeconfig::NAME, kubeconfig::write(ctx)).await?;
@@ -93,6 +101,26 @@ pub(crate) async fn run(
         }
         None => run.skip(addons::NAME, addons::UP_TO_DATE),
     }
+    Ok(Prepared {
+        cluster,
+        client,
+        kubeconfig: path,
+    })
+}
+
+/// Runs the steps of `up` through `run`, in the order of [`STEPS`].
+///
+/// # Errors
+/// The first step that fails, or the lease when another run takes the environment.
+pub(crate) async fn run(
+    ctx: &Context<'_>,
+    run: &mut Runner<'_>,
+) -> Result<Converged, crate::Error> {
+    let Prepared {
+        cluster,
+        client,
+        kubeconfig: path,
+    } = prepare(ctx, run).await?;
     let (mut route, dns) = dns::route(ctx)?;
     if let Some(dns) = dns {
         let pr = cluster.record.pr;

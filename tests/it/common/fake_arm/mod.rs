@@ -135,6 +135,7 @@ enum OpKind {
     Update,
     Delete,
     Start,
+    Stop,
     DeleteGroup,
 }
 
@@ -441,7 +442,16 @@ impl FakeArm {
         });
     }
 
-    /// A cluster's provisioning state, `None` when it does not exist.
+    /// A cluster's power state (`Running`, `Stopped`), `None` when it does not exist.
+    pub fn cluster_power(&self, group: &str, name: &str) -> Option<String> {
+        self.with_state(|s| {
+            s.clusters
+                .get(&cluster_key(group, name))
+                .map(|c| c.power.clone())
+        })
+    }
+
+    /// A cluster's provisioning state.
     pub fn cluster_state(&self, group: &str, name: &str) -> Option<String> {
         self.with_state(|s| {
             s.clusters
@@ -1156,12 +1166,15 @@ fn advance(st: &mut State, id: &str) {
         o.status = status.into();
     }
     match op.kind {
-        OpKind::Create | OpKind::Update | OpKind::Start => {
+        OpKind::Create | OpKind::Update | OpKind::Start | OpKind::Stop => {
             if let Some(c) = st.clusters.get_mut(&op.target) {
                 c.state = status.into();
                 c.error = op.fail.clone();
                 if op.kind == OpKind::Start {
                     c.power = "Running".into();
+                }
+                if op.kind == OpKind::Stop {
+                    c.power = "Stopped".into();
                 }
                 c.etag += 1;
             }
@@ -1516,7 +1529,8 @@ fn cluster_action(
                 ),
             )
         }
-        "start" => {
+        // ManagedClusters_Stop and _Start: 202, then the operation (final state via location).
+        "start" | "stop" => {
             if running(st, &key).is_some() {
                 return arm_error(
                     StatusCode::CONFLICT,
@@ -1524,10 +1538,15 @@ fn cluster_action(
                     "Another operation is in progress.",
                 );
             }
+            let (state, kind) = if action.eq_ignore_ascii_case("start") {
+                ("Starting", OpKind::Start)
+            } else {
+                ("Stopping", OpKind::Stop)
+            };
             if let Some(c) = st.clusters.get_mut(&key) {
-                c.state = "Starting".into();
+                c.state = state.into();
             }
-            let id = new_op(st, cfg, OpKind::Start, key, None);
+            let id = new_op(st, cfg, kind, key, None);
             respond(
                 StatusCode::ACCEPTED,
                 &lro_headers(cfg, base, &id, true),
