@@ -799,7 +799,7 @@ impl Aks {
                 Ok(TagUpdate::Updated { .. }) => return Ok(true),
                 Ok(TagUpdate::Conflict) => continue,
                 // An operation runs on the cluster (a stop, a start, a delete): not claimable now.
-                Err(ProviderError::Api { status: 409, .. }) => return Ok(false),
+                Err(ProviderError::Azure(AzureError::Api { status: 409, .. })) => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
