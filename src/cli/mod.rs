@@ -20,6 +20,7 @@ pub mod notify;
 pub mod plan;
 pub mod printer;
 pub mod promote;
+pub mod release;
 pub mod status;
 pub mod up;
 
@@ -191,6 +192,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Notify(notify::NotifyArgs),
     Lock(lock::LockArgs),
+    Release(release::ReleaseArgs),
 }
 
 /// Resolved global settings, passed to every subcommand.
@@ -242,6 +244,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
         Command::Doctor(a) => doctor::run(a, settings),
         Command::Notify(a) => notify::run(a, settings),
         Command::Lock(a) => lock::run(a, settings),
+        Command::Release(a) => release::run(a, settings),
     }
 }
 
@@ -266,6 +269,8 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
     } else if let Some(e) = err.downcast_ref::<app::AppError>() {
         e.exit_status()
     } else if let Some(e) = err.downcast_ref::<engine::EngineError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<engine::release::ReleaseError>() {
         e.exit_status()
     } else {
         ExitStatus::Failed

@@ -14,6 +14,7 @@ pub mod gc;
 mod guard;
 pub mod inventory;
 pub mod lease;
+pub mod release;
 mod runner;
 mod teardown;
 pub mod up;

@@ -25,6 +25,7 @@ mod local;
 mod lock;
 mod plan;
 mod registry;
+mod release;
 mod slack;
 mod testcluster;
 mod workflows;
