@@ -521,3 +521,39 @@ mod gitops {
         drop(argo);
     }
 }
+
+#[test]
+fn the_shipped_production_file_plans_no_add_ons_and_no_cluster() {
+    let out = ephemera()
+        .args([
+            "plan",
+            "--env",
+            "environments/production.yaml",
+            "--name",
+            "production",
+        ])
+        .args(["--image", "ghcr.io/acme/cats:sha-1", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["addons"], serde_json::json!([]), "{plan}");
+    assert_eq!(plan["provider"]["kind"], "existing", "{}", plan["provider"]);
+    let docs = plan["provider"]["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 1, "only the record ConfigMap: {docs:?}");
+
+    // A preview's --pr makes no sense for it; another --name neither.
+    for flags in [["--pr", "7"], ["--name", "staging"]] {
+        let out = ephemera()
+            .args(["status", "--env", "environments/production.yaml"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("pass --name production"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
