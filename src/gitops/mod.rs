@@ -202,6 +202,7 @@ async fn rev(git: &Git, what: &str) -> Result<String, GitOpsError> {
 
 /// Whether git's stderr says the remote refused a push because its branch moved.
 fn is_rejected(stderr: &str) -> bool {
+    // The error keeps the end of git's output, often only its hints: match those as well.
     [
         "[rejected]",
         "non-fast-forward",
@@ -209,6 +210,9 @@ fn is_rejected(stderr: &str) -> bool {
         "failed to update ref",
         "cannot lock ref",
         "stale info",
+        "Updates were rejected",
+        "not have locally",
+        "integrate the remote changes",
     ]
     .iter()
     .any(|s| stderr.contains(s))

@@ -373,13 +373,23 @@ mod gitops {
             .apply(vec![ns], &opts)
             .await
             .expect("namespace argocd");
-        let app = ephemera::kube::manifest::from_value(application(
-            "argocd", "web", url, "apps/web", "web",
-        ))
-        .unwrap();
+        let apps: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "argocd",
+            &ephemera::engine::release::application_resource(),
+        );
+        let app = application("argocd", "web", url, "apps/web", "web");
+        let params = kube::api::PatchParams::apply("test").force();
         let until = Instant::now() + Duration::from_secs(30);
         // The CRD's API is served a moment after it is created.
-        while let Err(e) = applier.apply(vec![app.clone()], &opts).await {
+        while let Err(e) = tokio::time::timeout(
+            Duration::from_secs(5),
+            apps.patch("web", &params, &kube::api::Patch::Apply(&app)),
+        )
+        .await
+        .map_err(|_| "no answer".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        {
             assert!(Instant::now() < until, "the Application: {e}");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -404,7 +414,11 @@ mod gitops {
                 ("apps/web/app.yaml", &app_manifests(dir.path(), "v0")),
             ],
         );
-        let rt = crate::common::runtime();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let client = rt.block_on(cluster.client());
         rt.block_on(setup(&client, &url));
         let argo = ArgoCdStandIn::start(client.clone(), &url, "argocd", "web", dir.path());

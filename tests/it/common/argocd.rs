@@ -11,7 +11,7 @@
 //! at `spec.source.path` (its `resources:` files and its `images:` tag/digest overrides, the only
 //! kustomize features the test repository uses), server-side applies the result to the test
 //! control plane with ephemera's kube module, and writes the Application's
-//! `status.sync {status: Synced, revision}`, `status.health` and `status.operationState`.
+//! `status.sync {status: Synced, revision}` and `status.health`.
 //! Syncing, pruning, hooks, diffing and health assessment of real Argo CD are not simulated.
 
 use std::path::{Path, PathBuf};
@@ -78,31 +78,49 @@ impl ArgoCdStandIn {
             scratch.to_path_buf(),
         );
         let thread = std::thread::spawn(move || {
-            super::runtime().block_on(async move {
-                let apps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ephemera::engine::release::application_resource());
+            // The applier runs its requests as tasks: give them worker threads of their own.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                let apps: Api<DynamicObject> = Api::namespaced_with(
+                    client.clone(),
+                    &ns,
+                    &ephemera::engine::release::application_resource(),
+                );
                 let mut last = String::new();
                 while !stop2.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    let Some(head) = ls_remote(&url) else { continue };
+                    let Some(head) = ls_remote(&url) else {
+                        continue;
+                    };
                     if head == last {
                         continue;
                     }
-                    let Ok(app) = apps.get(&name).await else { continue };
-                    let path = app.data["spec"]["source"]["path"].as_str().unwrap_or(".").to_string();
+                    let Ok(app) = apps.get(&name).await else {
+                        continue;
+                    };
+                    let path = app.data["spec"]["source"]["path"]
+                        .as_str()
+                        .unwrap_or(".")
+                        .to_string();
                     let dir = scratch.join(format!("argocd-{}", &head[..12]));
                     let revision = checkout(&url, &dir);
                     let objects = render(&dir.join(&path));
-                    let opts = ephemera::kube::ApplyOptions { field_manager: "argocd-controller".into(), force: true, ..Default::default() };
-                    if let Err(e) = ephemera::kube::Applier::new(client.clone()).apply(objects, &opts).await {
+                    if let Err(e) = apply(&client, objects).await {
                         eprintln!("argocd stand-in: applying {revision}: {e}");
                         continue;
                     }
                     let status = json!({"status": {
                         "sync": {"status": "Synced", "revision": revision},
-                        "health": {"status": "Healthy"},
-                        "operationState": {"phase": "Succeeded", "syncResult": {"revision": revision}}
+                        "health": {"status": "Healthy"}
                     }});
-                    if let Err(e) = apps.patch(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                    if let Err(e) = apps
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&status))
+                        .await
+                    {
                         eprintln!("argocd stand-in: writing the status: {e}");
                         continue;
                     }
@@ -131,6 +149,28 @@ impl Drop for ArgoCdStandIn {
             let _ = t.join();
         }
     }
+}
+
+/// Server-side apply of each object as `argocd-controller`, namespaced or not by whether it
+/// has a namespace (the test repository holds a Namespace, Services and a Rollout).
+async fn apply(client: &kube::Client, objects: Vec<DynamicObject>) -> Result<(), kube::Error> {
+    let params = PatchParams::apply("argocd-controller").force();
+    for obj in objects {
+        let types = obj.types.clone().unwrap_or_default();
+        let (group, version) = types
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", types.api_version.as_str()));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, &types.kind);
+        let ar = kube::api::ApiResource::from_gvk(&gvk);
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> = match &obj.metadata.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(&name, &params, &Patch::Apply(&obj)).await?;
+    }
+    Ok(())
 }
 
 fn auth_header() -> String {
