@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod github;
+pub mod gitops;
 pub mod http;
 pub mod kube;
 pub mod names;

@@ -119,6 +119,27 @@ pub fn target(
     name: Option<&str>,
 ) -> Result<(EnvName, Option<u64>), NameError> {
     match (pr, name) {
+        (_, Some(n))
+            if matches!(env.provider, crate::config::ProviderConfig::Existing(_))
+                && n != env.metadata.name =>
+        {
+            Err(NameError::Invalid {
+                what: "--name".into(),
+                message: format!(
+                    "{n:?}: this file's long-lived environment (provider.existing) is {:?}; pass --name {}",
+                    env.metadata.name, env.metadata.name
+                ),
+            })
+        }
+        (Some(_), None) if matches!(env.provider, crate::config::ProviderConfig::Existing(_)) => {
+            Err(NameError::Invalid {
+                what: "--pr".into(),
+                message: format!(
+                    "this file names a long-lived environment (provider.existing), not previews; pass --name {}",
+                    env.metadata.name
+                ),
+            })
+        }
         (_, Some(n)) => {
             let pr = pr.map(crate::names::parse_pr).transpose()?;
             Ok((EnvName::from_name(n)?, pr))
@@ -228,6 +249,8 @@ pub fn pool_capacity(env: &Environment) -> Option<Capacity> {
         ProviderConfig::Aks(a) => (a.system_pool.count, a.system_pool.vm_size.clone()),
         ProviderConfig::Kind(_) => (1, "container".to_string()),
         ProviderConfig::Local(l) => (l.nodes, "simulated".to_string()),
+        // Validation refuses a pool on a long-lived cluster.
+        ProviderConfig::Existing(_) => return None,
     };
     let summary = format!(
         "{} members x {nodes} {size} nodes = {} nodes idle{}",

@@ -19,8 +19,8 @@ die() {
 
 cmd=${INPUT_COMMAND:-up}
 case "$cmd" in
-  up | deploy | down | gc | extend | promote | abort | status | list | plan | notify | check) ;;
-  *) die "command must be one of up, deploy, down, gc, extend, promote, abort, status, list, plan, notify, check" ;;
+  up | deploy | down | gc | extend | promote | abort | status | list | plan | notify | release | check) ;;
+  *) die "command must be one of up, deploy, down, gc, extend, promote, abort, status, list, plan, notify, release, check" ;;
 esac
 
 case "${INPUT_GITHUB:-true}" in
@@ -46,7 +46,7 @@ args=("$cmd")
 
 # The environment: --pr or --name, for the commands that act on one environment.
 case "$cmd" in
-  list | gc) ;;
+  list | gc | release) ;;
   *)
     [[ -z "${INPUT_PR:-}" ]] || args+=(--pr "$INPUT_PR")
     [[ -z "${INPUT_NAME:-}" ]] || args+=(--name "$INPUT_NAME")
@@ -65,6 +65,11 @@ case "$cmd" in
     ;;
   deploy)
     [[ -z "${INPUT_IMAGE:-}" ]] || args+=(--image "$INPUT_IMAGE")
+    ;;
+  release)
+    [[ -n "${INPUT_IMAGE:-}" ]] || die "release needs image"
+    args+=(--image "$INPUT_IMAGE")
+    [[ -z "${INPUT_SHA:-}" ]] || args+=(--source-commit "$INPUT_SHA")
     ;;
   down)
     [[ "$github" != true ]] || args+=(--github)

@@ -315,6 +315,13 @@ impl Catalog {
         addons: &config::Addons,
         provider_kind: &str,
     ) -> Result<Vec<ResolvedAddon>, AddonError> {
+        // A long-lived cluster (`provider.existing`) is a real cluster with a cloud load
+        // balancer, as AKS is: it gets the add-ons' sources and overlays for aks.
+        let provider_kind = if provider_kind == "existing" {
+            "aks"
+        } else {
+            provider_kind
+        };
         if !PROVIDERS.contains(&provider_kind) {
             return Err(AddonError::Invalid(format!(
                 "unknown provider {provider_kind:?}; known: {}",

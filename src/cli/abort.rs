@@ -21,10 +21,11 @@ pub fn run(args: AbortArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
     let bounds = args.bounds.bounds()?;
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
+    let ns = ephemera::engine::release::app_namespace(&env);
     let announce = Announce::start(&env, &name, &args.target, Event::Abort);
     let result = super::block_on_within(&bounds, "aborting the canary", async {
         let client = super::client(&provider, &name).await?;
-        anyhow::Ok(ephemera::app::abort(&client, &app, &app).await?)
+        anyhow::Ok(ephemera::app::abort(&client, &ns, &app).await?)
     });
     let status = announce.finish(
         result,

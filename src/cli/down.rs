@@ -34,6 +34,8 @@ pub enum PrState {
 }
 
 pub fn run(args: DownArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    // A long-lived cluster is never deleted: refused before it is reached.
+    ephemera::engine::release::refuse_existing(&args.target.env, "down")?;
     let timeout = super::up::duration("--timeout", &args.timeout)?;
     let deadline = super::up::duration("--deadline", &args.deadline)?;
     let opts = ephemera::engine::down::DownOptions {

@@ -36,6 +36,8 @@ pub struct GcArgs {
 }
 
 pub fn run(args: GcArgs, settings: &Settings) -> anyhow::Result<ExitStatus> {
+    // A long-lived cluster is never collected: refused before anything is listed.
+    ephemera::engine::release::refuse_existing(&args.env, "gc")?;
     let open_prs = match &args.open_prs {
         None => None,
         Some(source) => {

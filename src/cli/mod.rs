@@ -21,6 +21,7 @@ pub mod plan;
 pub mod pool;
 pub mod printer;
 pub mod promote;
+pub mod release;
 pub mod status;
 pub mod up;
 
@@ -193,6 +194,7 @@ pub enum Command {
     Notify(notify::NotifyArgs),
     Lock(lock::LockArgs),
     Pool(pool::PoolArgs),
+    Release(release::ReleaseArgs),
 }
 
 /// Resolved global settings, passed to every subcommand.
@@ -245,6 +247,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<ExitStatus> 
         Command::Notify(a) => notify::run(a, settings),
         Command::Lock(a) => lock::run(a, settings),
         Command::Pool(a) => pool::run(a, settings),
+        Command::Release(a) => release::run(a, settings),
     }
 }
 
@@ -269,6 +272,8 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
     } else if let Some(e) = err.downcast_ref::<app::AppError>() {
         e.exit_status()
     } else if let Some(e) = err.downcast_ref::<engine::EngineError>() {
+        e.exit_status()
+    } else if let Some(e) = err.downcast_ref::<engine::release::ReleaseError>() {
         e.exit_status()
     } else {
         ExitStatus::Failed

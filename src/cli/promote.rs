@@ -29,10 +29,11 @@ pub fn run(args: PromoteArgs, settings: &Settings) -> anyhow::Result<ExitStatus>
     let bounds = args.bounds.bounds()?;
     let (env, name, provider) = super::resolve(&args.target, settings)?;
     let app = env.app.name.clone();
+    let ns = ephemera::engine::release::app_namespace(&env);
     let announce = Announce::start(&env, &name, &args.target, Event::Promote);
     let result = super::block_on_within(&bounds, "promoting the canary", async {
         let client = super::client(&provider, &name).await?;
-        anyhow::Ok(ephemera::app::promote(&client, &app, &app, args.full).await?)
+        anyhow::Ok(ephemera::app::promote(&client, &ns, &app, args.full).await?)
     });
     let how = if args.full { "fully" } else { "one step" };
     let status = announce.finish(

@@ -44,7 +44,7 @@ impl PreviewHost {
 /// 127.0.0.1 on kind and local, none on AKS.
 pub fn default_ip(env: &Environment) -> Option<&'static str> {
     match env.provider {
-        ProviderConfig::Aks(_) => None,
+        ProviderConfig::Aks(_) | ProviderConfig::Existing(_) => None,
         ProviderConfig::Kind(_) | ProviderConfig::Local(_) => Some(LOOPBACK_IP),
     }
 }

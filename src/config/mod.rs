@@ -65,6 +65,10 @@ pub struct Environment {
     pub notifications: Notifications,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GitHub>,
+    /// `ephemera release`: the GitOps repository a new image is committed to, and the Argo CD
+    /// Application that syncs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
 }
 
 fn default_ttl() -> String {
@@ -89,6 +93,9 @@ pub enum ProviderConfig {
     Aks(AksConfig),
     Kind(KindConfig),
     Local(LocalConfig),
+    /// A long-lived cluster ephemera never creates or deletes (production): `down` and `gc`
+    /// refuse it.
+    Existing(ExistingConfig),
 }
 
 impl ProviderConfig {
@@ -97,8 +104,121 @@ impl ProviderConfig {
             ProviderConfig::Aks(_) => "aks",
             ProviderConfig::Kind(_) => "kind",
             ProviderConfig::Local(_) => "local",
+            ProviderConfig::Existing(_) => "existing",
         }
     }
+}
+
+/// `provider.existing`: how to reach a cluster that exists without ephemera. Exactly one of
+/// `kubeconfig` and `aksCluster`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExistingConfig {
+    /// A kubeconfig file (relative paths are relative to the environment file); `--kubeconfig`
+    /// overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig's context; default its current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// An AKS cluster's resource id
+    /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…`):
+    /// its user kubeconfig is fetched over ARM (listClusterUserCredential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aks_cluster: Option<String>,
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// The namespace of the app's Rollout; default `app.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// `release`: where `ephemera release` commits a new image, and what it waits for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Release {
+    pub repository: ReleaseRepository,
+    /// The file to change, relative to the repository root, e.g. `apps/cats/values.yaml`.
+    pub file: String,
+    /// A YAML key path in a Helm values file, e.g. `image.tag`. One of `key` and
+    /// `kustomizeImage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What `key` receives: `tag` (default; the digest for an image given by digest) or `image`
+    /// (the whole reference).
+    #[serde(default)]
+    pub value: ReleaseValue,
+    /// The `name` of the kustomization's `images:` entry whose `newTag` (or `digest`) is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize_image: Option<String>,
+    /// `push` (default): commit to `repository.branch`. `pullRequest`: push a branch and open a
+    /// pull request (GitHub), without waiting for a sync.
+    #[serde(default)]
+    pub mode: ReleaseMode,
+    pub argocd: ArgoCdApplication,
+    /// Commit author; default `ephemera <ephemera@users.noreply.github.com>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<CommitAuthor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseRepository {
+    /// The repository's HTTPS clone URL, without credentials (GitHub, Azure Repos, GitLab, …).
+    pub url: String,
+    #[serde(default = "default_release_branch")]
+    pub branch: String,
+    /// Name of the environment variable that holds the token. Never the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The user name sent with the token (basic auth): `x-access-token` (default) for GitHub,
+    /// any name for Azure Repos, `oauth2` for GitLab.
+    #[serde(default = "default_release_username")]
+    pub username: String,
+}
+
+fn default_release_branch() -> String {
+    "main".into()
+}
+fn default_release_username() -> String {
+    "x-access-token".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ReleaseValue {
+    #[default]
+    Tag,
+    Image,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ReleaseMode {
+    #[default]
+    Push,
+    PullRequest,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArgoCdApplication {
+    /// The Application's name.
+    pub application: String,
+    /// Its namespace; default `argocd`.
+    #[serde(default = "default_argocd_namespace")]
+    pub namespace: String,
+}
+
+fn default_argocd_namespace() -> String {
+    "argocd".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitAuthor {
+    pub name: String,
+    pub email: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -663,21 +783,21 @@ pub struct Slack {
     /// Name of the environment variable that holds the incoming-webhook URL. Never the URL.
     pub webhook_env: String,
     /// Which messages to send: events (`up`, `deploy`, `promote`, `abort`, `extend`, `down`,
-    /// `gc`, `notify`) and outcomes (`success`, `failure`, `superseded`). A message is sent when
+    /// `gc`, `notify`, `release`) and outcomes (`success`, `failure`, `superseded`). A message is sent when
     /// its event is listed (or no event is) and its outcome is listed (or no outcome is):
     /// `[up, down]` is every outcome of those two, `[failure]` every failure, `[up, failure]`
     /// failed `up`s only. Default: every event and outcome.
     #[serde(default = "default_slack_on")]
     #[schemars(extend("items" = {"type": "string", "enum": [
-        "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify",
+        "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify", "release",
         "success", "failure", "superseded"
     ]}))]
     pub on: Vec<String>,
 }
 
 /// The events `notifications.slack.on` can name: the commands that notify.
-pub const SLACK_EVENTS: [&str; 8] = [
-    "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify",
+pub const SLACK_EVENTS: [&str; 9] = [
+    "up", "deploy", "promote", "abort", "extend", "down", "gc", "notify", "release",
 ];
 /// The outcomes `notifications.slack.on` can name. `superseded` is an `up` that gave way to a
 /// newer run or a `down` (exit 4): neither a success nor a failure.
@@ -789,6 +909,7 @@ fn is_field_path(s: &str) -> bool {
                 | "pool"
                 | "notifications"
                 | "github"
+                | "release"
         )
 }
 
@@ -846,6 +967,9 @@ pub fn load_with_source(path: &Path) -> Result<Loaded, ConfigError> {
     let mut loaded = parse(&file, &text)?;
     if let (ProviderConfig::Local(l), Some(dir)) = (&mut loaded.env.provider, path.parent()) {
         l.bin_dir = l.bin_dir.take().map(|dirs| relative_to(dir, &dirs));
+    }
+    if let (ProviderConfig::Existing(e), Some(dir)) = (&mut loaded.env.provider, path.parent()) {
+        e.kubeconfig = e.kubeconfig.take().map(|k| relative_to(dir, &k));
     }
     Ok(loaded)
 }
@@ -983,6 +1107,8 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
             let p = if path == "." { "" } else { path.as_str() };
             at(&e, p)
         })?;
+    let mut env = env;
+    existing_installs_only_what_is_asked(&mut env, &doc);
     if let Some((path, message)) = strict::quoted_scalar(&doc)
         .or_else(|| strict::rewritten(&env, &doc))
         .or_else(|| strict::endpoint_beside_named_cloud(&env))
@@ -999,6 +1125,21 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         return Err(source.error(&path, message));
     }
     Ok(Loaded { env, source })
+}
+
+/// On a long-lived cluster (`provider.existing`) an add-on is installed only when the file names
+/// it under `addons:` (previews get every add-on unless disabled): `up` there must change nothing
+/// the file does not ask for.
+fn existing_installs_only_what_is_asked(env: &mut Environment, doc: &serde_json::Value) {
+    if !matches!(env.provider, ProviderConfig::Existing(_)) {
+        return;
+    }
+    let named = |key: &str| doc.pointer(&format!("/addons/{key}")).is_some();
+    let a = &mut env.addons;
+    a.ingress.enabled &= named("ingress");
+    a.cert_manager.enabled &= named("certManager");
+    a.argo_cd.enabled &= named("argoCd");
+    a.argo_rollouts.enabled &= named("argoRollouts");
 }
 
 /// How environment files are read: YAML 1.2 booleans only (`true`, `false`), so `enabled: yes`

@@ -51,6 +51,7 @@ pub(super) fn validate(env: &Environment) -> Check {
                 bin_dir(dirs)?;
             }
         }
+        ProviderConfig::Existing(e) => existing(e)?,
     }
     addons(&env.addons)?;
     app(env)?;
@@ -78,6 +79,9 @@ pub(super) fn validate(env: &Environment) -> Check {
     if let Some(s) = &env.notifications.slack {
         slack(s)?;
     }
+    if let Some(r) = &env.release {
+        release(r)?;
+    }
     if let Some(g) = &env.github {
         if let Some(r) = &g.repository
             && !is_repository(r)
@@ -93,6 +97,222 @@ pub(super) fn validate(env: &Environment) -> Check {
     Ok(())
 }
 
+fn existing(e: &ExistingConfig) -> Check {
+    let p = "provider.existing";
+    match (&e.kubeconfig, &e.aks_cluster) {
+        (Some(_), Some(_)) => {
+            return fail(
+                format!("{p}.aksCluster"),
+                "give kubeconfig or aksCluster, not both",
+            );
+        }
+        (None, None) => {
+            return fail(
+                p,
+                "give kubeconfig (a file, with an optional context) or aksCluster (a resource id)",
+            );
+        }
+        (Some(k), None) if k.trim().is_empty() => {
+            return fail(format!("{p}.kubeconfig"), "is empty");
+        }
+        (None, Some(id)) if !is_managed_cluster_id(id) => {
+            return fail(
+                format!("{p}.aksCluster"),
+                format!(
+                    "{:?} is not a managed cluster's resource id (/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.ContainerService/managedClusters/<name>)",
+                    cut(id, 80)
+                ),
+            );
+        }
+        _ => {}
+    }
+    if e.aks_cluster.is_none() && e.context.is_some() && e.kubeconfig.is_none() {
+        return fail(format!("{p}.context"), "needs kubeconfig");
+    }
+    if let Some(ns) = &e.namespace
+        && !is_dns_label(ns)
+    {
+        return fail(
+            format!("{p}.namespace"),
+            format!("{ns:?} is not a DNS-1123 label"),
+        );
+    }
+    Ok(())
+}
+
+/// `/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.ContainerService/managedClusters/<name>`.
+pub(crate) fn is_managed_cluster_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('/').collect();
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+    };
+    matches!(
+        parts.as_slice(),
+        ["", subs, sub, rgs, rg, providers, ns, mcs, name]
+            if subs.eq_ignore_ascii_case("subscriptions") && is_guid(sub)
+            && rgs.eq_ignore_ascii_case("resourceGroups") && name_ok(rg)
+            && providers.eq_ignore_ascii_case("providers")
+            && ns.eq_ignore_ascii_case("Microsoft.ContainerService")
+            && mcs.eq_ignore_ascii_case("managedClusters") && name_ok(name)
+    )
+}
+
+fn release(r: &Release) -> Check {
+    let p = "release";
+    release_repository(&r.repository)?;
+    release_target(r)?;
+    if !is_dns_name(&r.argocd.application) {
+        return fail(
+            format!("{p}.argocd.application"),
+            format!(
+                "{:?} is not a Kubernetes object name",
+                cut(&r.argocd.application, 80)
+            ),
+        );
+    }
+    if !is_dns_label(&r.argocd.namespace) {
+        return fail(
+            format!("{p}.argocd.namespace"),
+            format!("{:?} is not a DNS-1123 label", cut(&r.argocd.namespace, 80)),
+        );
+    }
+    if let Some(a) = &r.author {
+        if a.name.trim().is_empty() || a.name.contains(['<', '>', '\n']) {
+            return fail(
+                format!("{p}.author.name"),
+                "must be a non-empty name without '<', '>' or line breaks",
+            );
+        }
+        if !is_email(&a.email) || a.email.contains(['<', '>']) {
+            return fail(
+                format!("{p}.author.email"),
+                format!("{:?} is not an e-mail address", cut(&a.email, 80)),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn release_repository(r: &ReleaseRepository) -> Check {
+    let p = "release.repository";
+    let url = &r.url;
+    let loopback = [
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+        "http://localhost:",
+        "http://[::1]:",
+    ]
+    .iter()
+    .any(|l| url.starts_with(l));
+    if !(is_url(url, &["https"]) || loopback && is_url(url, &["http"])) {
+        return fail(
+            format!("{p}.url"),
+            format!("{:?} is not an https:// URL", cut(url, 80)),
+        );
+    }
+    let authority = url
+        .split_once("://")
+        .map(|(_, r)| r.split('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    if authority.contains('@') {
+        return fail(
+            format!("{p}.url"),
+            "holds credentials; put the token in the variable tokenEnv names instead",
+        );
+    }
+    if !is_branch(&r.branch) {
+        return fail(
+            format!("{p}.branch"),
+            format!("{:?} is not a branch name", cut(&r.branch, 80)),
+        );
+    }
+    if let Some(t) = &r.token_env
+        && !is_env_var_name(t)
+    {
+        return fail(
+            format!("{p}.tokenEnv"),
+            format!("{t:?} is not an environment variable name"),
+        );
+    }
+    if r.username.is_empty() || r.username.contains([':', '\n', '\r']) {
+        return fail(
+            format!("{p}.username"),
+            "must be a non-empty name without ':'",
+        );
+    }
+    Ok(())
+}
+
+fn release_target(r: &Release) -> Check {
+    let p = "release";
+    let f = &r.file;
+    if f.is_empty()
+        || f.starts_with('/')
+        || f.split('/')
+            .any(|s| s == ".." || s.is_empty() || s == ".git")
+        || f.chars().any(char::is_control)
+    {
+        return fail(
+            format!("{p}.file"),
+            format!(
+                "{:?} is not a path inside the repository (relative, no '..')",
+                cut(f, 80)
+            ),
+        );
+    }
+    match (&r.key, &r.kustomize_image) {
+        (Some(_), Some(_)) => {
+            return fail(
+                format!("{p}.kustomizeImage"),
+                "give key or kustomizeImage, not both",
+            );
+        }
+        (None, None) => {
+            return fail(
+                p,
+                "give key (a YAML path such as image.tag) or kustomizeImage (the images: entry's name)",
+            );
+        }
+        (Some(k), None)
+            if k.split('.')
+                .any(|s| s.is_empty() || s.chars().any(char::is_control)) =>
+        {
+            return fail(
+                format!("{p}.key"),
+                format!(
+                    "{:?} is not a dotted key path such as image.tag",
+                    cut(k, 80)
+                ),
+            );
+        }
+        (None, Some(i))
+            if i.is_empty() || i.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            return fail(
+                format!("{p}.kustomizeImage"),
+                format!("{:?} is not an image name", cut(i, 80)),
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A git branch name that is safe as a ref and as an argument: no leading '-', no '..', no
+/// spaces or control characters.
+fn is_branch(b: &str) -> bool {
+    !b.is_empty()
+        && !b.starts_with(['-', '/'])
+        && !b.ends_with(['/', '.'])
+        && !b.contains("..")
+        && !b.contains("//")
+        && !b.ends_with(".lock")
+        && b.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
 fn pool(env: &Environment, p: &super::Pool) -> Check {
     if !(1..=50).contains(&p.size) {
         return fail("pool.size", format!("{} is outside 1..=50", p.size));
@@ -102,6 +322,12 @@ fn pool(env: &Environment, p: &super::Pool) -> Check {
         return fail(
             "pool.stopped",
             "only AKS clusters can be stopped; remove it or use provider aks",
+        );
+    }
+    if matches!(env.provider, ProviderConfig::Existing(_)) {
+        return fail(
+            "pool",
+            "a long-lived cluster (provider.existing) has no pool; remove pool",
         );
     }
     if let Some(limit) = env.limits.max_environments
@@ -378,7 +604,9 @@ fn app(env: &Environment) -> Check {
     app_env(a)?;
     app_resources(a)?;
     canary(&a.canary)?;
-    if !env.addons.argo_rollouts.enabled {
+    // A long-lived cluster runs its own Argo Rollouts controller; ephemera installs none there
+    // unless the file asks.
+    if !env.addons.argo_rollouts.enabled && !matches!(env.provider, ProviderConfig::Existing(_)) {
         return fail(
             "addons.argoRollouts.enabled",
             "the app is delivered as an Argo Rollout, so argo-rollouts must be enabled",

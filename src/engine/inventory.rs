@@ -168,7 +168,7 @@ pub async fn status(
         Ok(None) => report.notes.push("add-ons not installed yet".into()),
         Err(e) => report.notes.push(format!("add-on record unreadable: {e}")),
     }
-    match crate::app::status(&client, &env.app.name, &env.app.name).await {
+    match crate::app::status(&client, &super::release::app_namespace(&env), &env.app.name).await {
         Ok(s) => report.rollout = Some(s),
         Err(e) => report.notes.push(format!("app: {}", super::chain(&e))),
     }

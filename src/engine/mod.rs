@@ -16,6 +16,7 @@ mod guard;
 pub mod inventory;
 pub mod lease;
 pub mod pool;
+pub mod release;
 mod runner;
 mod teardown;
 pub mod up;

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 mod client;
 pub mod comment;
+pub mod pulls;
 mod reporter;
 
 pub use client::{API_VERSION, MEDIA_TYPE, Retry};
@@ -391,7 +392,7 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// Parses and checks an API base URL. Messages never echo a URL that carries credentials.
-fn api_url(what: &str, raw: &str) -> Result<Url, GitHubError> {
+pub(crate) fn api_url(what: &str, raw: &str) -> Result<Url, GitHubError> {
     let bad = |message: String| GitHubError::BadUrl {
         what: what.to_string(),
         message,

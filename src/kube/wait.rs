@@ -393,6 +393,53 @@ pub fn application_synced_healthy() -> impl Condition {
     }
 }
 
+/// An Argo CD Application is Synced to git commit `revision` (`status.sync.revision`). A sync
+/// operation for that revision that ended Failed or Error fails the wait.
+pub fn application_synced_to(revision: String) -> impl Condition {
+    let failed_rev = revision.clone();
+    WithFailure {
+        matches: move |obj: Option<&Value>| {
+            obj.is_some_and(|o| {
+                str_at(o, "/status/sync/status") == Some("Synced")
+                    && str_at(o, "/status/sync/revision") == Some(revision.as_str())
+            })
+        },
+        failed: move |obj: Option<&Value>| {
+            let o = obj?;
+            let phase = str_at(o, "/status/operationState/phase")?;
+            let rev = str_at(o, "/status/operationState/syncResult/revision")
+                .or_else(|| str_at(o, "/status/operationState/operation/sync/revision"));
+            (matches!(phase, "Failed" | "Error") && rev == Some(failed_rev.as_str())).then(|| {
+                let message = str_at(o, "/status/operationState/message").unwrap_or_default();
+                format!(
+                    "the sync of {failed_rev} ended {phase}: {}",
+                    message.chars().take(300).collect::<String>()
+                )
+            })
+        },
+    }
+}
+
+/// An Argo CD Application is Synced to `revision`, or to any revision not in `older` (the caller
+/// then decides whether that one contains `revision`). A failed sync of `revision` fails the
+/// wait, as in [`application_synced_to`].
+pub fn application_synced_past(
+    revision: String,
+    older: std::collections::BTreeSet<String>,
+) -> impl Condition {
+    let failing = application_synced_to(revision);
+    WithFailure {
+        matches: move |obj: Option<&Value>| {
+            obj.is_some_and(|o| {
+                str_at(o, "/status/sync/status") == Some("Synced")
+                    && str_at(o, "/status/sync/revision")
+                        .is_some_and(|r| !r.is_empty() && !older.contains(r))
+            })
+        },
+        failed: move |obj: Option<&Value>| failing.failed(obj),
+    }
+}
+
 /// A short description of an object's state, for timeout messages. Never includes data or spec
 /// values beyond counts, so secrets cannot leak through it.
 pub fn summarize(obj: Option<&Value>) -> String {
@@ -446,7 +493,9 @@ pub fn summarize(obj: Option<&Value>) -> String {
         }
         for (k, p) in [
             ("sync", "/status/sync/status"),
+            ("revision", "/status/sync/revision"),
             ("health", "/status/health/status"),
+            ("operation", "/status/operationState/phase"),
         ] {
             if let Some(v) = str_at(o, p) {
                 parts.push(format!("{k} {v}"));

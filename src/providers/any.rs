@@ -25,6 +25,7 @@ pub enum AnyProvider {
     Aks(Box<super::aks::Aks>),
     Kind(KindProvider),
     Local(LocalProvider),
+    Existing(Box<super::existing::Existing>),
 }
 
 impl AnyProvider {
@@ -49,6 +50,13 @@ impl AnyProvider {
                 LocalProvider::with_probe(cfg, &super::probe::SystemProbe, &renderer)?
                     .keep_on_failure(opts.keep_on_failure),
             ),
+            ProviderConfig::Existing(cfg) => {
+                AnyProvider::Existing(Box::new(super::existing::Existing::new(
+                    &env.metadata.name,
+                    cfg,
+                    Arc::new(super::probe::SystemProbe),
+                )?))
+            }
         })
     }
 }
@@ -59,6 +67,7 @@ macro_rules! each {
             AnyProvider::Aks($p) => $e,
             AnyProvider::Kind($p) => $e,
             AnyProvider::Local($p) => $e,
+            AnyProvider::Existing($p) => $e,
         }
     };
 }

@@ -47,6 +47,19 @@ impl Kubeconfig {
             .map_err(|_| ProviderError::Config(format!("{}: not a kubeconfig", path.display())))
     }
 
+    /// This kubeconfig with `context` as its current context; `None` when it has no such context.
+    pub fn with_context(&self, context: &str) -> Option<Self> {
+        self.file
+            .contexts
+            .iter()
+            .any(|c| c.name == context)
+            .then(|| {
+                let mut file = self.file.clone();
+                file.current_context = Some(context.to_string());
+                Kubeconfig { file }
+            })
+    }
+
     /// The API server URL of the current (or first) context's cluster.
     pub fn server(&self) -> Option<String> {
         let ctx_name = self

@@ -17,6 +17,7 @@ use lease::{AnyLeaseStore, KubeLease};
 pub mod aks;
 pub mod any;
 pub mod configmap;
+pub mod existing;
 pub mod kind;
 pub mod kube_lease;
 pub mod kubeconfig;

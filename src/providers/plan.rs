@@ -47,6 +47,8 @@ pub fn plan_request(
         ProviderConfig::Aks(cfg) => aks(cfg, name, record)?,
         ProviderConfig::Kind(cfg) => kind(cfg, &super::kind::cluster_name(name), renderer)?,
         ProviderConfig::Local(cfg) => local(cfg),
+        // Nothing is created: the cluster exists.
+        ProviderConfig::Existing(_) => Vec::new(),
     };
     let cluster_name = match &env.provider {
         ProviderConfig::Kind(_) => super::kind::cluster_name(name),

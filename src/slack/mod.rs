@@ -29,10 +29,12 @@ pub enum Event {
     Gc,
     /// `ephemera notify`: a CI run's own message (a failed build, a skipped preview).
     Notify,
+    /// `ephemera release`: a new image committed to the release repository and synced.
+    Release,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::Up,
         Event::Deploy,
         Event::Promote,
@@ -41,6 +43,7 @@ impl Event {
         Event::Down,
         Event::Gc,
         Event::Notify,
+        Event::Release,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Event {
             Event::Down => "down",
             Event::Gc => "gc",
             Event::Notify => "notify",
+            Event::Release => "release",
         }
     }
 }

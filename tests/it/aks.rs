@@ -837,3 +837,55 @@ async fn workload_identity_and_prefetched_tokens_work() {
     let records = provider_with(&vars).list().await.unwrap();
     assert_eq!(records.len(), 1);
 }
+
+/// `provider.existing.aksCluster`: the user kubeconfig comes from listClusterUserCredential on
+/// the cluster's resource id, and the existing provider never deletes it.
+#[tokio::test]
+async fn an_existing_aks_cluster_is_reached_with_its_user_credentials() {
+    use ephemera::providers::existing::Existing;
+    let fake = FakeArm::start(Config::default()).await;
+    fake.seed_cluster("rg-prod", "aks-prod", json!({}));
+    let id = format!(
+        "/subscriptions/{}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod",
+        fake_arm::SUBSCRIPTION
+    );
+    let cfg = ephemera::config::ExistingConfig {
+        aks_cluster: Some(id.clone()),
+        ..Default::default()
+    };
+    let existing =
+        Existing::new("production", &cfg, std::sync::Arc::new(probe(fake.env()))).unwrap();
+    let kc = existing.kubeconfig("production").await.unwrap();
+    assert!(
+        kc.server().is_some_and(|s| s.contains("aks-prod")),
+        "{:?}",
+        kc.server()
+    );
+    assert_eq!(fake.calls("POST", "/listClusterUserCredential"), 1);
+    assert_eq!(fake.calls("POST", "/listClusterAdminCredential"), 0);
+    assert!(matches!(
+        existing.delete("production").await,
+        Err(ProviderError::Config(_))
+    ));
+    assert_eq!(existing.cluster_resource_id("production"), Some(id));
+
+    let missing = ephemera::config::ExistingConfig {
+        aks_cluster: Some(format!(
+            "/subscriptions/{}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/gone",
+            fake_arm::SUBSCRIPTION
+        )),
+        ..Default::default()
+    };
+    let gone = Existing::new(
+        "production",
+        &missing,
+        std::sync::Arc::new(probe(fake.env())),
+    )
+    .unwrap();
+    let err = gone.kubeconfig("production").await.unwrap_err();
+    assert!(
+        err.to_string().contains("provider.existing.aksCluster")
+            && err.to_string().contains("does not exist"),
+        "{err}"
+    );
+}

@@ -733,7 +733,7 @@ fn cases() -> Vec<Case> {
                 "ttl: 2h\n",
                 "ttl: 2h\nnotifications:\n  slack:\n    webhookEnv: SLACK\n    on: [sometimes]\n",
             ),
-            ":26:10: notifications.slack.on[0]: \"sometimes\" is not an event (up, deploy, promote, abort, extend, down, gc, notify) or an outcome",
+            ":26:10: notifications.slack.on[0]: \"sometimes\" is not an event (up, deploy, promote, abort, extend, down, gc, notify, release) or an outcome",
         ),
         case(
             "unknownTop: ttl: 2h\nunknownTop: 1",

@@ -26,6 +26,7 @@ mod lock;
 mod plan;
 mod pool;
 mod registry;
+mod release;
 mod slack;
 mod testcluster;
 mod workflows;

@@ -895,7 +895,7 @@ fn merged_tags(body: &Value, record: &Record) -> std::collections::BTreeMap<Stri
 }
 
 /// The first kubeconfig of a CredentialResults body, base64-decoded and parsed.
-fn decode_kubeconfig(body: &Value) -> Result<Kubeconfig, String> {
+pub(crate) fn decode_kubeconfig(body: &Value) -> Result<Kubeconfig, String> {
     use base64::Engine as _;
     let value = body
         .pointer("/kubeconfigs/0/value")

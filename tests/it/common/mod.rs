@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 pub mod actions_runner;
+pub mod argocd;
 pub mod cli;
 pub mod expr;
 pub mod fake_arm;
 pub mod fake_github;
 pub mod fake_slack;
+pub mod git_server;
 pub mod lifecycle;
 pub mod stand_ins;
 pub mod testcluster;
