@@ -5,7 +5,9 @@
 //! - The record is the ConfigMap `ephemera` in `kube-system` of the cluster itself.
 //! - The cluster config comes from `templates/providers/kind/cluster.yaml.hbs`: the
 //!   `ingress-ready=true` node label, host ports 80/443 (or the configured mappings) and an
-//!   optional registry mirror.
+//!   optional registry mirror, and any `kubeadmConfigPatches` of the environment.
+//! - `loadImages` are copied from the local container engine into the cluster on every `ensure`
+//!   (`kind load docker-image`; kind skips what the node has).
 //! - `ensure` treats kind's "node(s) already exist" as "someone else made it" and waits for it; a
 //!   create that fails otherwise deletes what kind left behind, unless `keep_on_failure`.
 
@@ -245,6 +247,14 @@ impl Provider for KindProvider {
         // Another run may still be making the cluster: it gets the time a create would wait.
         let deadline = Instant::now() + self.wait;
         let record = match self.record_of(&cluster, &req.record, deadline).await {
+            Ok(r) => self
+                .kind
+                .load(&cluster, &self.cfg.load_images)
+                .await
+                .map(|()| r),
+            Err(e) => Err(e),
+        };
+        let record = match record {
             Ok(r) => r,
             Err(e) => {
                 if created {
