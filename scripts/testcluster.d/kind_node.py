@@ -168,9 +168,11 @@ def image_archive(out, tags, entries, config):
     tmp.rename(out)
 
 
-def binary_image(out, tag, binary, dest, entrypoint=None, env=None, extra=()):
+def binary_image(out, tag, binary, dest, entrypoint=None, env=None, extra=(), user=None):
     env = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"] + list(env or [])
     cfg = {"Env": env}
+    if user:
+        cfg["User"] = user
     if entrypoint:
         cfg["Entrypoint"] = entrypoint
     entries = [(dest, {"src": binary}), ("/tmp", {"is_dir": True}), *extra]
@@ -178,20 +180,23 @@ def binary_image(out, tag, binary, dest, entrypoint=None, env=None, extra=()):
 
 
 def iptables_entries(rootfs):
-    """kube-proxy's iptables (nft backend) with the shared libraries it loads, from the rootfs."""
-    out = subprocess.run(["chroot", str(rootfs), "ldd", "/usr/sbin/xtables-nft-multi"],
+    """kube-proxy's iptables (nft backend) with its extension modules and the shared libraries
+    both load (libxt_statistic needs libm, for one), from the rootfs."""
+    xt = rootfs / "usr/lib/x86_64-linux-gnu/xtables"
+    modules = [f"/usr/lib/x86_64-linux-gnu/xtables/{so.name}" for so in sorted(xt.glob("*.so"))]
+    out = subprocess.run(["chroot", str(rootfs), "ldd", "/usr/sbin/xtables-nft-multi", *modules],
                          capture_output=True, text=True, check=True).stdout
     libs = set()
     for line in out.splitlines():
-        parts = line.split()
-        for p in parts:
+        if line.endswith(":"):
+            continue  # the name of the next file ldd reports on
+        for p in line.split():
             if p.startswith("/"):
                 libs.add(p)
     entries = [("/usr/sbin/xtables-nft-multi", {"src": rootfs / "usr/sbin/xtables-nft-multi"})]
     for lib in sorted(libs):
         real = Path(os.path.realpath(rootfs / lib.lstrip("/")))
         entries.append((lib, {"src": real}))
-    xt = rootfs / "usr/lib/x86_64-linux-gnu/xtables"
     for so in sorted(xt.glob("*.so")):
         entries.append((f"/usr/lib/x86_64-linux-gnu/xtables/{so.name}", {"src": so}))
     for name in ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
@@ -236,10 +241,10 @@ def pod_images(ctx, bins, rootfs, outdir, work):
         entrypoint=["/pause"], pre=True)
     add(f"{ROLLOUTS_IMAGE}:{ctx.v['argo-rollouts']}", "argo-rollouts",
         bins["rollouts-controller-incluster"], "/bin/rollouts-controller",
-        entrypoint=["/bin/rollouts-controller"])
+        entrypoint=["/bin/rollouts-controller"], user="999")  # upstream's image runs as 999
     for v in APP_VERSIONS:
         add(f"{APP_IMAGE}:{v}", f"demo-app-{v}", bins["demo-app"], "/demo-app",
-            entrypoint=["/demo-app"], env=[f"VERSION={v}"])
+            entrypoint=["/demo-app"], env=[f"VERSION={v}"], user="65532")
     return images, preload
 
 
@@ -258,6 +263,30 @@ def debian_mirror():
             if words[:1] == ["deb"] and "security" not in line:
                 return next(w for w in words[1:] if w.startswith("http"))
     return None
+
+
+def rootfs_tar(ctx):
+    """The debootstrapped rootfs as a tar in the cache, keyed by suite and packages: the slowest
+    step of a cold build, and independent of everything else in the node image."""
+    key = hashlib.sha256(json.dumps([DEBIAN_SUITE, NODE_PACKAGES]).encode()).hexdigest()[:12]
+    out = ctx.bin_dir("kind-rootfs", f"{DEBIAN_SUITE}-{key}")
+    tar = out / "rootfs.tar"
+    if not tar.exists():
+        work = ctx.cache_root() / "build" / "kind-rootfs"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        debootstrap(ctx, work / "rootfs")
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        with open(partial / "rootfs.tar", "wb") as f:
+            subprocess.run(["tar", "-C", str(work / "rootfs"), "--numeric-owner", "-c", "."],
+                           stdout=f, check=True)
+        shutil.rmtree(out, ignore_errors=True)
+        partial.rename(out)
+        shutil.rmtree(work, ignore_errors=True)
+    return tar
 
 
 def debootstrap(ctx, rootfs):
@@ -467,7 +496,10 @@ def build_node_image(ctx, bins):
         if partial.exists():
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
-        debootstrap(ctx, rootfs)
+        rootfs.mkdir()
+        subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-x", "-f",
+                        str(rootfs_tar(ctx))], check=True)
+        ctx.log(f"node rootfs ready ({time.time() - t0:.0f}s)")
         t1 = time.time()
         images, pre = pod_images(ctx, bins, rootfs, partial, work)
         ctx.log(f"pod images built ({time.time() - t1:.0f}s)")
@@ -495,9 +527,10 @@ def build_node_image(ctx, bins):
     t0 = time.time()
     if not docker_has(index["node"]):
         ctx.run(["docker", "load", "-i", str(out / "node-image.tar")], capture=True)
-    for t, name in index["images"].items():
-        if not docker_has(t):
-            ctx.run(["docker", "load", "-i", str(out / name)], capture=True)
+    # Pod images keep their names across builds (the manifests use them), so a tag in docker
+    # may be an older build: load them every time (they are small).
+    for name in index["images"].values():
+        ctx.run(["docker", "load", "-i", str(out / name)], capture=True)
     ctx.log(f"images present in docker ({time.time() - t0:.0f}s)")
     return index["node"], {t: out / name for t, name in index["images"].items()}
 

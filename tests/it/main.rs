@@ -24,6 +24,7 @@ mod lifecycle;
 mod local;
 mod lock;
 mod plan;
+mod real_kind;
 mod registry;
 mod slack;
 mod testcluster;
