@@ -385,6 +385,14 @@ pub struct KindConfig {
     /// A registry mirror for containerd, e.g. `{host: docker.io, endpoint: http://mirror:5000}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_mirror: Option<RegistryMirror>,
+    /// More kubeadm config patches for the control-plane node, each one YAML document as kind's
+    /// `kubeadmConfigPatches` takes them (e.g. `failCgroupV1: false` on cgroup v1 hosts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm_config_patches: Vec<String>,
+    /// Images from the local container engine that `up` loads into the cluster
+    /// (`kind load docker-image`), for images built on the runner and never pushed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_images: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

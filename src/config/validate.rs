@@ -473,6 +473,19 @@ fn kind(k: &KindConfig) -> Check {
         ImageRef::parse(&format!("{p}.nodeImage"), img)
             .map_err(|crate::names::NameError::Invalid { what, message }| (what, message))?;
     }
+    for (i, img) in k.load_images.iter().enumerate() {
+        ImageRef::parse(&format!("{p}.loadImages[{i}]"), img)
+            .map_err(|crate::names::NameError::Invalid { what, message }| (what, message))?;
+    }
+    for (i, patch) in k.kubeadm_config_patches.iter().enumerate() {
+        let doc: Result<serde_json::Value, _> = serde_saphyr::from_str(patch);
+        if !matches!(doc, Ok(serde_json::Value::Object(_))) {
+            return fail(
+                format!("{p}.kubeadmConfigPatches[{i}]"),
+                "must be one YAML mapping (a kubeadm config document)",
+            );
+        }
+    }
     if let Some(maps) = &k.extra_port_mappings {
         let mut seen = std::collections::BTreeSet::new();
         for (i, m) in maps.iter().enumerate() {

@@ -173,6 +173,7 @@ pub fn kind_cluster_config(
         "nodeLabels": node_labels(env_name),
         "portMappings": ports,
         "registryMirror": mirror,
+        "kubeadmConfigPatches": cfg.kubeadm_config_patches,
     });
     renderer
         .render(KIND_CLUSTER_TEMPLATE, &data)

@@ -25,6 +25,7 @@ mod local;
 mod lock;
 mod plan;
 mod pool;
+mod real_kind;
 mod registry;
 mod release;
 mod slack;

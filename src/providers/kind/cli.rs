@@ -141,6 +141,20 @@ impl Kind {
         }
     }
 
+    /// `kind load docker-image --name NAME IMAGE...`: copies images from the local container
+    /// engine into the cluster's nodes; kind skips those a node already has.
+    ///
+    /// # Errors
+    /// kind fails (an image missing locally, the cluster gone).
+    pub async fn load(&self, cluster: &str, images: &[String]) -> Result<(), ProviderError> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let mut argv = args(["load", "docker-image", "--name", cluster]);
+        argv.extend(images.iter().cloned());
+        self.ok(&argv).await.map(|_| ())
+    }
+
     /// `kind delete cluster --name NAME`, which succeeds for a missing cluster too.
     ///
     /// # Errors

@@ -5,9 +5,13 @@
 //! - The record is the ConfigMap `ephemera` in `kube-system` of the cluster itself.
 //! - The cluster config comes from `templates/providers/kind/cluster.yaml.hbs`: the
 //!   `ingress-ready=true` node label, host ports 80/443 (or the configured mappings) and an
-//!   optional registry mirror.
+//!   optional registry mirror, and any `kubeadmConfigPatches` of the environment.
+//! - `loadImages` are copied from the local container engine into the cluster on every `ensure`
+//!   (`kind load docker-image`; kind skips what the node has).
 //! - `ensure` treats kind's "node(s) already exist" as "someone else made it" and waits for it; a
-//!   create that fails otherwise deletes what kind left behind, unless `keep_on_failure`.
+//!   create that fails otherwise deletes what kind left behind, unless `keep_on_failure`. A
+//!   cluster that exists but does not answer within a create's whole wait was left half-made by a
+//!   killed run: it is deleted and made again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -237,14 +241,38 @@ impl Provider for KindProvider {
         Self::check_name(&req.name)?;
         let cluster = cluster_name(&req.name);
         let exists = self.kind.clusters().await?.contains(&cluster);
-        let created = if exists {
+        let mut created = if exists {
             false
         } else {
             self.create(&req.name, &cluster).await?
         };
         // Another run may still be making the cluster: it gets the time a create would wait.
         let deadline = Instant::now() + self.wait;
-        let record = match self.record_of(&cluster, &req.record, deadline).await {
+        let mut record = self.record_of(&cluster, &req.record, deadline).await;
+        if let Err(e) = &record
+            && !created
+            && !matches!(e, ProviderError::Config(_))
+        {
+            // No creation takes longer than that wait, so this one's creator is gone (killed
+            // mid-create): the half-made cluster never answers. Make it again.
+            tracing::warn!(
+                "kind cluster {cluster} exists but did not answer within {}s ({e}); deleting it and creating it again",
+                self.wait.as_secs()
+            );
+            self.kind.delete(&cluster).await?;
+            created = self.create(&req.name, &cluster).await?;
+            let deadline = Instant::now() + self.wait;
+            record = self.record_of(&cluster, &req.record, deadline).await;
+        }
+        let record = match record {
+            Ok(r) => self
+                .kind
+                .load(&cluster, &self.cfg.load_images)
+                .await
+                .map(|()| r),
+            Err(e) => Err(e),
+        };
+        let record = match record {
             Ok(r) => r,
             Err(e) => {
                 if created {

@@ -11,20 +11,23 @@ pub fn ephemera() -> assert_cmd::Command {
     let mut c =
         assert_cmd::Command::cargo_bin("ephemera").expect("the ephemera binary is built for tests");
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for var in [
-        "GITHUB_HEAD_REF",
-        "GITHUB_REPOSITORY",
-        "GITHUB_ACTIONS",
-        "SOURCE_DATE_EPOCH",
-        "RUST_LOG",
-        "EPHEMERA_TEMPLATES",
-        "EPHEMERA_MANIFESTS",
-        "AZURE_SUBSCRIPTION_ID",
-    ] {
+    for var in CLEARED {
         c.env_remove(var);
     }
     c
 }
+
+/// The variables [`ephemera`] removes from the environment.
+pub const CLEARED: [&str; 8] = [
+    "GITHUB_HEAD_REF",
+    "GITHUB_REPOSITORY",
+    "GITHUB_ACTIONS",
+    "SOURCE_DATE_EPOCH",
+    "RUST_LOG",
+    "EPHEMERA_TEMPLATES",
+    "EPHEMERA_MANIFESTS",
+    "AZURE_SUBSCRIPTION_ID",
+];
 
 /// Runs `ephemera ARGS`.
 pub fn run(args: &[&str]) -> Output {

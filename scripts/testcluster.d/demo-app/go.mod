@@ -1,0 +1,3 @@
+module ephemera.dev/testcluster/demo-app
+
+go 1.24.0

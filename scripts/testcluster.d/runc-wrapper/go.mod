@@ -1,0 +1,3 @@
+module ephemera.dev/testcluster/runc-wrapper
+
+go 1.24.0
