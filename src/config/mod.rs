@@ -393,6 +393,11 @@ pub struct KindConfig {
     /// (`kind load docker-image`), for images built on the runner and never pushed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_images: Vec<String>,
+    /// How long kind waits for the control plane (`kind create cluster --wait`), e.g. `5m`
+    /// (default), 30s to 1h. A run that finds the cluster already there waits as long for it;
+    /// a cluster still not answering then was left half-made by a killed run and is made again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -477,6 +477,12 @@ fn kind(k: &KindConfig) -> Check {
         ImageRef::parse(&format!("{p}.loadImages[{i}]"), img)
             .map_err(|crate::names::NameError::Invalid { what, message }| (what, message))?;
     }
+    if let Some(w) = &k.wait {
+        let d = duration::parse(w, &['s', 'm', 'h']).map_err(|m| (format!("{p}.wait"), m))?;
+        if d < std::time::Duration::from_secs(30) || d > std::time::Duration::from_secs(3600) {
+            return fail(format!("{p}.wait"), format!("{w:?} is outside 30s..1h"));
+        }
+    }
     for (i, patch) in k.kubeadm_config_patches.iter().enumerate() {
         let doc: Result<serde_json::Value, _> = serde_saphyr::from_str(patch);
         if !matches!(doc, Ok(serde_json::Value::Object(_))) {

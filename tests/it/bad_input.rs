@@ -790,6 +790,14 @@ fn cases() -> Vec<Case> {
             ":7:5: provider.kind.kubernetesVersion: unknown field `kubernetesVersion`, e",
         ),
         case(
+            "provider.kind.wait: provider:\n  kind:\n    wait: 5s",
+            Edit(
+                "provider:\n  local:\n    nodes: 1\n",
+                "provider:\n  kind:\n    wait: 5s\n",
+            ),
+            ":7:5: provider.kind.wait: \"5s\" is outside 30s..1h",
+        ),
+        case(
             "app.registry: replicas: 1\n  registry:\n    server: \"htt",
             Edit(
                 "  replicas: 1\n",

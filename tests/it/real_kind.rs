@@ -157,6 +157,10 @@ impl RealKind {
             ],
             "loadImages": self.image.images,
             "extraPortMappings": [{"containerPort": NODE_PORT, "hostPort": self.host_port}],
+            // A node with the local image is Ready in about a minute here; two leave room for a
+            // loaded machine and keep the kill test's rerun (which waits this long for the
+            // half-made cluster before making it again) short.
+            "wait": "2m",
         });
         env["addons"]["ingress"] = json!({"enabled": false});
         env["addons"]["certManager"] = json!({"enabled": false});
@@ -499,7 +503,8 @@ fn real_kind_up_killed_during_the_cluster_step_converges() {
     child.wait().expect("reaped");
 
     // kind dies with it (its output pipes close), leaving a node without a control plane: the
-    // rerun waits a create's whole wait (5 minutes) for it, then makes it again.
+    // rerun waits a create's whole wait (provider.kind.wait, 2m here) for it, then makes it
+    // again.
     let (args, o) = rk.up("up", V1, "10m");
     assert!(o.status.success(), "{}", describe(&refs(&args), &o));
     assert_eq!(rk.clusters(), vec![rk.cluster()]);

@@ -79,12 +79,18 @@ impl KindProvider {
         probe: &impl Probe,
     ) -> Result<Self, ProviderError> {
         let tools = tools::find(probe).map_err(|m| tools::missing_error(&m))?;
+        // Validation has checked the value; an unparsable one here falls back to the default.
+        let wait = cfg
+            .wait
+            .as_deref()
+            .and_then(|w| crate::config::duration::parse(w, &['s', 'm', 'h']).ok())
+            .unwrap_or(DEFAULT_WAIT);
         Ok(KindProvider {
             cfg: cfg.clone(),
             renderer,
             kind: Kind { path: tools.kind },
             keep_on_failure: false,
-            wait: DEFAULT_WAIT,
+            wait,
         })
     }
 
