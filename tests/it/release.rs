@@ -583,3 +583,60 @@ fn the_shipped_production_file_plans_no_add_ons_and_no_cluster() {
         );
     }
 }
+
+// --- mode: pullRequest against the fake GitHub API ---
+
+#[test]
+fn pull_request_mode_opens_one_pull_request_and_a_rerun_finds_it() {
+    use crate::common::fake_github::{FakeGitHub, OWNER, REPO};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = GitServer::start(&root);
+    // The release repository's URL path is owner/name, which names it on the API.
+    let name = format!("{OWNER}/{REPO}");
+    let url = server.create(&name, &[("apps/cats/values.yaml", VALUES)]);
+    let env = env_file(dir.path(), &url, &format!("{HELM}  mode: pullRequest\n"));
+    let fake = FakeGitHub::start_in_thread();
+    fake.accept_token(TOKEN);
+    let run = || {
+        let out = ephemera()
+            .env("RELEASE_TOKEN", TOKEN)
+            .env("GITHUB_API_URL", &fake.url)
+            .args(["release", "--env", env.to_str().unwrap()])
+            .args(["--image", "ghcr.io/acme/cats:sha-5555", "--output", "json"])
+            .args(["--source-commit", "feedbeef"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_no_token(&stdout(&out));
+        assert_no_token(&stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    let pr = "https://github.example/acme/shop/pull/1";
+    assert_eq!(first["pullRequest"], pr, "{first}");
+    let opened = fake.opened_pulls();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["base"], "main");
+    assert_eq!(opened[0]["title"], "Release ghcr.io/acme/cats:sha-5555");
+    let head = opened[0]["head"].as_str().unwrap().to_string();
+    assert!(head.starts_with("ephemera/release-"), "{head}");
+    // The default branch is untouched; the PR's branch holds the one release commit.
+    let bare = server.bare(&name);
+    assert_eq!(server.subjects(&name), ["Initial manifests"]);
+    let on_branch = git(&bare, &["log", "--format=%s", &head]);
+    assert_eq!(
+        on_branch.lines().collect::<Vec<_>>(),
+        ["Release ghcr.io/acme/cats:sha-5555", "Initial manifests"]
+    );
+    let values = git(&bare, &["show", &format!("{head}:apps/cats/values.yaml")]);
+    assert_eq!(values, VALUES.replace("\"sha-1111\"", "\"sha-5555\""));
+
+    // A rerun (the same image) finds the open PR instead of opening a second.
+    let again = run();
+    assert_eq!(again["pullRequest"], pr, "{again}");
+    assert_eq!(fake.opened_pulls().len(), 1);
+    assert_eq!(server.subjects(&name), ["Initial manifests"]);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
