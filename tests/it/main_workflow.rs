@@ -257,20 +257,30 @@ impl World {
 }
 
 /// Runs main.yml for a push of `sha` to main, waits at the promote job's review, checks what
-/// the release did (via `check`), then approves or rejects; the run.
+/// the release did (via `check`), then approves or rejects; the run. A failed check rejects
+/// the review, so the run ends, before the failure is raised.
 fn release_run(w: &World, sha: &str, check: impl FnOnce(), approve: bool) -> Run {
     let id = w.runner.new_run_id();
-    std::thread::scope(|s| {
+    let (run, checked) = std::thread::scope(|s| {
         let run = s.spawn(|| w.runner.run_as(id, MAIN, &push("main", sha), &w.main));
-        assert!(
-            w.runner
-                .wait_for_step(id, "promote / waiting for review", Duration::from_secs(300)),
-            "run {id} never reached the promote job's review"
-        );
-        check();
-        w.runner.review("production", approve);
-        run.join().expect("the run")
-    })
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert!(
+                w.runner.wait_for_step(
+                    id,
+                    "promote / waiting for review",
+                    Duration::from_secs(300)
+                ),
+                "run {id} never reached the promote job's review"
+            );
+            check();
+        }));
+        w.runner.review("production", approve && checked.is_ok());
+        (run.join().expect("the run"), checked)
+    });
+    if let Err(failure) = checked {
+        std::panic::resume_unwind(failure);
+    }
+    run
 }
 
 /// Pushes to other refs and pull requests start no run of main.yml.
