@@ -23,6 +23,7 @@ mod kube_wait;
 mod lifecycle;
 mod local;
 mod lock;
+mod main_workflow;
 mod plan;
 mod pool;
 mod real_kind;

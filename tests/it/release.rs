@@ -250,7 +250,7 @@ fn down_and_gc_refuse_a_long_lived_environment() {
 
 // --- Through Argo CD (stand-in) to the real Argo Rollouts controller ---
 
-mod gitops {
+pub(crate) mod gitops {
     use std::path::Path;
     use std::process::{Command, Output};
     use std::time::{Duration, Instant};
@@ -268,16 +268,17 @@ mod gitops {
 
     /// The preview profile the app's manifests are planned from (as `tests/it/app.rs` does):
     /// a replica-count canary, the source pipeline's steps with the last pause shortened.
-    const PREVIEW: &str = "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata: {name: release-test}\nprovider: {local: {}}\naddons: {ingress: {enabled: false}, argoCd: {enabled: false}}\napp:\n  name: web\n  replicas: 2\n  canary:\n    steps: [{setWeight: 20}, {pause: {}}, {setWeight: 50}, {pause: {duration: 2s}}, {setWeight: 100}]\ntls: {issuer: selfsigned}\n";
+    const PREVIEW: &str = "apiVersion: ephemera.dev/v1alpha1\nkind: Environment\nmetadata: {name: release-test}\nprovider: {local: {}}\naddons: {ingress: {enabled: false}, argoCd: {enabled: false}}\napp:\n  name: APP\n  replicas: 2\n  canary:\n    steps: [{setWeight: 20}, {pause: {}}, {setWeight: 50}, {pause: {duration: 2s}}, {setWeight: 100}]\ntls: {issuer: selfsigned}\n";
 
-    /// The Namespace, Services and Rollout of the app at `tag`, as JSON documents (valid YAML).
-    fn app_manifests(dir: &Path, tag: &str) -> String {
+    /// The Namespace, Services and Rollout of app `app` running `image`, as JSON documents
+    /// (valid YAML).
+    pub(crate) fn app_manifests(dir: &Path, app: &str, image: &str) -> String {
         let env_file = dir.join("preview.yaml");
-        std::fs::write(&env_file, PREVIEW).unwrap();
+        std::fs::write(&env_file, PREVIEW.replace("APP", app)).unwrap();
         let plan = ephemera::plan::run(&ephemera::plan::Request {
             env_file,
             pr: Some("1".into()),
-            image: Some(format!("{IMAGE}:{tag}")),
+            image: Some(image.into()),
             now: Some("2026-11-28T10:00:00Z".into()),
             ..Default::default()
         })
@@ -357,7 +358,15 @@ mod gitops {
         }
     }
 
-    async fn setup(client: &kube::Client, url: &str) {
+    /// The Application CRD, namespace `argocd` and Application `argocd/name` syncing `path`
+    /// of `url` into namespace `dest`.
+    pub(crate) async fn setup(
+        client: &kube::Client,
+        url: &str,
+        name: &str,
+        path: &str,
+        dest: &str,
+    ) {
         let applier = ephemera::kube::Applier::new(client.clone());
         let opts = ephemera::kube::ApplyOptions {
             force: true,
@@ -378,13 +387,13 @@ mod gitops {
             "argocd",
             &ephemera::engine::release::application_resource(),
         );
-        let app = application("argocd", "web", url, "apps/web", "web");
+        let app = application("argocd", name, url, path, dest);
         let params = kube::api::PatchParams::apply("test").force();
         let until = Instant::now() + Duration::from_secs(30);
         // The CRD's API is served a moment after it is created.
         while let Err(e) = tokio::time::timeout(
             Duration::from_secs(5),
-            apps.patch("web", &params, &kube::api::Patch::Apply(&app)),
+            apps.patch(name, &params, &kube::api::Patch::Apply(&app)),
         )
         .await
         .map_err(|_| "no answer".to_string())
@@ -411,7 +420,10 @@ mod gitops {
             "deploy",
             &[
                 ("apps/web/kustomization.yaml", &kustomization),
-                ("apps/web/app.yaml", &app_manifests(dir.path(), "v0")),
+                (
+                    "apps/web/app.yaml",
+                    &app_manifests(dir.path(), "web", &tag("v0")),
+                ),
             ],
         );
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -420,7 +432,7 @@ mod gitops {
             .build()
             .unwrap();
         let client = rt.block_on(cluster.client());
-        rt.block_on(setup(&client, &url));
+        rt.block_on(setup(&client, &url, "web", "apps/web", "web"));
         let argo = ArgoCdStandIn::start(client.clone(), &url, "argocd", "web", dir.path());
         let env = production(dir.path(), cluster.kubeconfig(), &url);
 
@@ -570,4 +582,61 @@ fn the_shipped_production_file_plans_no_add_ons_and_no_cluster() {
             stderr(&out)
         );
     }
+}
+
+// --- mode: pullRequest against the fake GitHub API ---
+
+#[test]
+fn pull_request_mode_opens_one_pull_request_and_a_rerun_finds_it() {
+    use crate::common::fake_github::{FakeGitHub, OWNER, REPO};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = GitServer::start(&root);
+    // The release repository's URL path is owner/name, which names it on the API.
+    let name = format!("{OWNER}/{REPO}");
+    let url = server.create(&name, &[("apps/cats/values.yaml", VALUES)]);
+    let env = env_file(dir.path(), &url, &format!("{HELM}  mode: pullRequest\n"));
+    let fake = FakeGitHub::start_in_thread();
+    fake.accept_token(TOKEN);
+    let run = || {
+        let out = ephemera()
+            .env("RELEASE_TOKEN", TOKEN)
+            .env("GITHUB_API_URL", &fake.url)
+            .args(["release", "--env", env.to_str().unwrap()])
+            .args(["--image", "ghcr.io/acme/cats:sha-5555", "--output", "json"])
+            .args(["--source-commit", "feedbeef"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_no_token(&stdout(&out));
+        assert_no_token(&stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    let pr = "https://github.example/acme/shop/pull/1";
+    assert_eq!(first["pullRequest"], pr, "{first}");
+    let opened = fake.opened_pulls();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["base"], "main");
+    assert_eq!(opened[0]["title"], "Release ghcr.io/acme/cats:sha-5555");
+    let head = opened[0]["head"].as_str().unwrap().to_string();
+    assert!(head.starts_with("ephemera/release-"), "{head}");
+    // The default branch is untouched; the PR's branch holds the one release commit.
+    let bare = server.bare(&name);
+    assert_eq!(server.subjects(&name), ["Initial manifests"]);
+    let on_branch = git(&bare, &["log", "--format=%s", &head]);
+    assert_eq!(
+        on_branch.lines().collect::<Vec<_>>(),
+        ["Release ghcr.io/acme/cats:sha-5555", "Initial manifests"]
+    );
+    let values = git(&bare, &["show", &format!("{head}:apps/cats/values.yaml")]);
+    assert_eq!(values, VALUES.replace("\"sha-1111\"", "\"sha-5555\""));
+
+    // A rerun (the same image) finds the open PR instead of opening a second.
+    let again = run();
+    assert_eq!(again["pullRequest"], pr, "{again}");
+    assert_eq!(fake.opened_pulls().len(), 1);
+    assert_eq!(server.subjects(&name), ["Initial manifests"]);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
 }

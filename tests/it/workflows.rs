@@ -110,33 +110,7 @@ impl World {
         let fake = FakeGitHub::start_in_thread();
         let slack = FakeSlack::start();
         let dir = sb.path().join("actions");
-        let (tools, release) = (dir.join("tools"), dir.join("release"));
-        for d in [&tools, &release] {
-            std::fs::create_dir_all(d).expect("dirs");
-        }
-        // The release the action installs: scripts/release packages the binary under test.
-        let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
-        let out = std::process::Command::new(repo_root().join("scripts/release"))
-            .arg(&tag)
-            .arg(&release)
-            .env(
-                "EPHEMERA_RELEASE_BIN",
-                assert_cmd::cargo::cargo_bin("ephemera"),
-            )
-            .output()
-            .expect("scripts/release runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(
-            release.join("tags.json"),
-            json!([{"name": tag, "commit": {"sha": PINNED}}]).to_string(),
-        )
-        .expect("tags");
-        gh_stand_in(&tools, &release, "your-org/ephemera", &tag);
-        docker_stand_in(&tools);
+        let tools = stage_release(&dir);
 
         let main = dir.join("main");
         std::fs::create_dir_all(main.join("environments")).expect("tree");
@@ -459,6 +433,39 @@ impl World {
 }
 
 /// The image pr-preview.yml pushes for PR `n` at `sha`.
+/// The release the action installs (scripts/release packages the binary under test, and the
+/// tag names the pinned commit), served by a `gh` stand-in in `dir/tools` beside the `docker`
+/// stand-in; that directory.
+pub(crate) fn stage_release(dir: &std::path::Path) -> PathBuf {
+    let (tools, release) = (dir.join("tools"), dir.join("release"));
+    for d in [&tools, &release] {
+        std::fs::create_dir_all(d).expect("dirs");
+    }
+    let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let out = std::process::Command::new(repo_root().join("scripts/release"))
+        .arg(&tag)
+        .arg(&release)
+        .env(
+            "EPHEMERA_RELEASE_BIN",
+            assert_cmd::cargo::cargo_bin("ephemera"),
+        )
+        .output()
+        .expect("scripts/release runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        release.join("tags.json"),
+        json!([{"name": tag, "commit": {"sha": PINNED}}]).to_string(),
+    )
+    .expect("tags");
+    gh_stand_in(&tools, &release, "your-org/ephemera", &tag);
+    docker_stand_in(&tools);
+    tools
+}
+
 fn image(n: u64, sha: &str) -> String {
     format!("ghcr.io/{OWNER}/{REPO}/preview:pr-{n}-{}", &sha[..12])
 }

@@ -9,8 +9,18 @@
 //!
 //! Only third-party `uses:` steps are stood in for: `actions/checkout` copies the tree the test
 //! names, `actions/upload-artifact` / `download-artifact` copy directories between runs, and
-//! `azure/login` checks that the job may get an OIDC token for the `preview` environment (it
-//! fails, as the real one would, in a job without `environment: preview` or `id-token: write`).
+//! `azure/login` checks that the job may get an OIDC token for one of the environments the
+//! identity is federated for ([`Runner::federate`]; `preview` by default): it fails, as the real
+//! one would, in a job without such an `environment:` or without `id-token: write`.
+//!
+//! Triggers: a run starts only for an event the workflow's `on:` names, and a `push` only for a
+//! ref its `branches:` / `tags:` filters match (`*` matching any characters but `/`); otherwise
+//! [`Runner::run`] returns a run with no jobs, as GitHub starts none.
+//!
+//! Environment gates (a STAND-IN for GitHub's deployment protection rules): an environment
+//! given [`Runner::require_reviewers`] holds each job that names it, before its first step, in
+//! the step "waiting for review" until the test calls [`Runner::review`]; approved, the job
+//! runs; rejected, it fails without running a step. Which people may review is not simulated.
 //! `docker` and `gh` are stand-in commands on the PATH. The action `your-org/ephemera@<ref>` is
 //! unpacked from this repository to `_actions/your-org/ephemera/<ref>`, as the runner does, and
 //! runs its real scripts, which install the release the test built.
@@ -193,6 +203,11 @@ pub struct Runner {
     current: Mutex<HashMap<u64, String>>,
     /// Everything every step printed, for the leak checks.
     log: Mutex<String>,
+    /// The environments whose jobs azure/login gives a token.
+    federated: Mutex<Vec<String>>,
+    /// Environments with required reviewers -> the pending decision (approve or reject).
+    gates: Mutex<HashMap<String, Option<bool>>>,
+    reviewed: Condvar,
 }
 
 impl Runner {
@@ -225,6 +240,54 @@ impl Runner {
             artifacts: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
             log: Mutex::new(String::new()),
+            federated: Mutex::new(vec!["preview".into()]),
+            gates: Mutex::new(HashMap::new()),
+            reviewed: Condvar::new(),
+        }
+    }
+
+    /// azure/login gives a token to jobs in environment `env` too.
+    pub fn federate(&self, env: &str) {
+        self.federated.lock().unwrap().push(env.into());
+    }
+
+    /// Jobs in environment `env` wait for [`Runner::review`] before their first step.
+    pub fn require_reviewers(&self, env: &str) {
+        self.gates.lock().unwrap().insert(env.into(), None);
+    }
+
+    /// A reviewer approves (or rejects) the job waiting on environment `env`.
+    pub fn review(&self, env: &str, approve: bool) {
+        let mut gates = self.gates.lock().unwrap();
+        assert!(gates.contains_key(env), "{env} has no required reviewers");
+        gates.insert(env.into(), Some(approve));
+        self.reviewed.notify_all();
+    }
+
+    /// Holds the job `what` of run `run` in gated environment `env` until a review; whether
+    /// it was approved. Environments without reviewers pass at once.
+    fn gate(&self, run: u64, what: &str, env: Option<&str>) -> bool {
+        let Some(env) = env else { return true };
+        let mut gates = self.gates.lock().unwrap();
+        if !gates.contains_key(env) {
+            return true;
+        }
+        self.current
+            .lock()
+            .unwrap()
+            .insert(run, format!("{what} / waiting for review"));
+        let until = Instant::now() + Duration::from_secs(600);
+        loop {
+            if let Some(decision) = gates.get(env).copied().flatten() {
+                gates.insert(env.into(), None);
+                return decision;
+            }
+            assert!(Instant::now() < until, "no review of {env} in 10 minutes");
+            gates = self
+                .reviewed
+                .wait_timeout(gates, Duration::from_secs(1))
+                .unwrap()
+                .0;
         }
     }
 
@@ -264,6 +327,12 @@ impl Runner {
 
     pub fn run_as(&self, id: u64, workflow: &str, event: &Event, checkout: &Path) -> Run {
         let wf = yaml(&self.root.join(workflow));
+        if !triggered(&wf, event) {
+            return Run {
+                id,
+                jobs: BTreeMap::new(),
+            };
+        }
         let run_dir = self.dir.join(format!("run-{id}"));
         std::fs::create_dir_all(&run_dir).expect("run dir");
         let event_path = run_dir.join("event.json");
@@ -297,11 +366,18 @@ impl Runner {
                 "runner": {"os": "Linux", "arch": runner_arch(), "temp": ""},
             });
             let status = if ok { Status::Success } else { Status::Failure };
-            let result = if expr::condition(job.get("if"), &ctx, status) {
-                self.job(id, job_id, job, ctx, checkout, &event_path)
-            } else {
+            let result = if !expr::condition(job.get("if"), &ctx, status) {
                 Job {
                     status: "skipped".into(),
+                    outputs: Map::new(),
+                    steps: Vec::new(),
+                }
+            } else if self.gate(id, job_id, environment(job)) {
+                self.job(id, job_id, job, ctx, checkout, &event_path)
+            } else {
+                self.print(job_id, "the deployment was rejected");
+                Job {
+                    status: "failure".into(),
                     outputs: Map::new(),
                     steps: Vec::new(),
                 }
@@ -313,6 +389,16 @@ impl Runner {
     }
 
     fn github_context(&self, id: u64, event: &Event, event_path: &Path) -> Value {
+        // A push names its ref and commit; every other event here runs on the default branch.
+        let push = |k: &str, default: String| match (event.name.as_str(), event.payload.get(k)) {
+            ("push", Some(Value::String(v))) => v.clone(),
+            _ => default,
+        };
+        let git_ref = push("ref", "refs/heads/main".into());
+        let ref_name = git_ref
+            .trim_start_matches("refs/heads/")
+            .trim_start_matches("refs/tags/")
+            .to_string();
         let head_ref = event
             .payload
             .pointer("/pull_request/head/ref")
@@ -330,9 +416,9 @@ impl Runner {
             "server_url": "https://github.example",
             "run_id": id.to_string(),
             "run_attempt": "1",
-            "sha": if event.name.starts_with("pull_request") && event.name != "pull_request_target" { "e".repeat(40) } else { "d".repeat(40) },
-            "ref": "refs/heads/main",
-            "ref_name": "main",
+            "sha": push("after", if event.name.starts_with("pull_request") && event.name != "pull_request_target" { "e".repeat(40) } else { "d".repeat(40) }),
+            "ref": git_ref,
+            "ref_name": ref_name,
             "head_ref": head_ref,
         })
     }
@@ -548,9 +634,10 @@ impl Runner {
                 }
             }
             "azure/login" => {
-                // The federated credential's subject is the `preview` environment: any other
-                // job gets no Azure token.
-                let env_ok = job.get("environment").and_then(Value::as_str) == Some("preview");
+                // The federated credentials' subjects are environments: any other job gets no
+                // Azure token.
+                let env_ok = environment(job)
+                    .is_some_and(|e| self.federated.lock().unwrap().iter().any(|f| f == e));
                 let oidc =
                     job.pointer("/permissions/id-token").and_then(Value::as_str) == Some("write");
                 let ids = ["client-id", "tenant-id", "subscription-id"]
@@ -774,6 +861,63 @@ fn parse_commands(text: &str) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// The job's `environment:`, as a name or `{name, url}`.
+fn environment(job: &Value) -> Option<&str> {
+    let e = job.get("environment")?;
+    e.as_str().or_else(|| e.get("name").and_then(Value::as_str))
+}
+
+/// Whether `event` starts workflow `wf`: its `on:` names the event and, for a push, a branch or
+/// tag filter matches the pushed ref.
+fn triggered(wf: &Value, event: &Event) -> bool {
+    let on = &wf["on"];
+    let spec = match on {
+        Value::String(s) => return *s == event.name,
+        Value::Array(a) => return a.iter().any(|e| *e == json!(event.name)),
+        Value::Object(o) => match o.get(&event.name) {
+            Some(spec) => spec,
+            None => return false,
+        },
+        _ => return false,
+    };
+    if event.name != "push" {
+        return true;
+    }
+    let git_ref = event.payload["ref"].as_str().unwrap_or_default();
+    let filter = |kind: &str, prefix: &str| -> Option<bool> {
+        let names = spec.get(kind)?.as_array()?;
+        let name = git_ref.strip_prefix(prefix)?;
+        Some(
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|p| glob(p, name)),
+        )
+    };
+    let (branches, tags) = (spec.get("branches").is_some(), spec.get("tags").is_some());
+    if !branches && !tags {
+        return true;
+    }
+    filter("branches", "refs/heads/").unwrap_or(false)
+        || filter("tags", "refs/tags/").unwrap_or(false)
+}
+
+/// GitHub's filter pattern `pattern` against `name`: `*` matches any characters but `/`.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .take_while(|&i| !tail[..i].contains('/'))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 fn needs(job: &Value) -> Vec<String> {

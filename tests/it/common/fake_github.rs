@@ -1,5 +1,6 @@
-//! A fake GitHub REST API on 127.0.0.1, for the deployments, deployment statuses and issue
-//! comments ephemera uses.
+//! A fake GitHub REST API on 127.0.0.1, for the deployments, deployment statuses, issue
+//! comments and pull requests (listed; opened by `release` with `mode: pullRequest`) ephemera
+//! uses.
 //!
 //! It checks what a real API would reject, and a bit more, and records every violation:
 //! - headers: `Authorization: Bearer <TOKEN>` (or `token <TOKEN>`), `Accept:
@@ -117,6 +118,7 @@ impl PullRequest {
                 "repo": { "full_name": self.head_repo },
             },
             "base": { "repo": { "full_name": format!("{OWNER}/{REPO}") } },
+            "html_url": format!("https://github.example/{OWNER}/{REPO}/pull/{}", self.number),
             "labels": self.labels.iter().map(|l| json!({ "name": l })).collect::<Vec<_>>(),
         })
     }
@@ -143,6 +145,10 @@ struct Inner {
     /// The author of comments the token creates.
     poster: String,
     page_size: usize,
+    /// Tokens accepted besides [`TOKEN`] (such as a release repository's).
+    tokens: Vec<String>,
+    /// `POST /pulls` bodies, oldest first.
+    opened: Vec<Value>,
 }
 
 /// A running fake. The server stops when this is dropped.
@@ -284,6 +290,16 @@ impl FakeGitHub {
         id
     }
 
+    /// Accepts `token` as well as [`TOKEN`].
+    pub fn accept_token(&self, token: &str) {
+        self.lock().tokens.push(token.into());
+    }
+
+    /// The bodies of the pull requests opened through the API, oldest first.
+    pub fn opened_pulls(&self) -> Vec<Value> {
+        self.lock().opened.clone()
+    }
+
     /// Adds pull request `pr`, or replaces the one with its number.
     pub fn set_pull(&self, pr: PullRequest) {
         let mut s = self.lock();
@@ -411,7 +427,10 @@ fn answer(
 ) -> Response {
     // Headers first: a real API checks credentials before anything else.
     let auth = header(headers, "authorization").unwrap_or_default();
-    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+    let known = std::iter::once(TOKEN)
+        .chain(s.tokens.iter().map(String::as_str))
+        .any(|t| auth == format!("Bearer {t}") || auth == format!("token {t}"));
+    if !known {
         let shown = if auth.is_empty() {
             "none"
         } else {
@@ -610,6 +629,29 @@ fn page(s: &Inner, path: &str, q: &HashMap<String, String>, items: Vec<Value>) -
     resp
 }
 
+/// `POST /pulls`: a new open PR from branch `head` of this repository (422 without a title,
+/// head or base, or when an open PR already has that head, as GitHub answers).
+fn open_pull(s: &mut Inner, body: Value) -> Response {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(_), Some(head), Some(_)) = (field("title"), field("head"), field("base")) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    };
+    if s.pulls
+        .iter()
+        .any(|p| p.state == "open" && p.head_ref == head)
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A pull request already exists",
+        );
+    }
+    let number = s.pulls.iter().map(|p| p.number).max().unwrap_or(0) + 1;
+    let pr = PullRequest::open(number, &head, "");
+    s.opened.push(body);
+    s.pulls.push(pr.clone());
+    (StatusCode::CREATED, axum::Json(pr.json())).into_response()
+}
+
 fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| {
@@ -643,6 +685,7 @@ fn repo(
             page(s, &format!("{base}/deployments"), q, items)
         }
         (Method::POST, ["deployments"]) => create_deployment(s, body),
+        (Method::POST, ["pulls"]) => open_pull(s, body),
         // `state` (default open) and `head` (`owner:branch`) filter, as GitHub's do.
         (Method::GET, ["pulls"]) => {
             let state = q.get("state").map_or("open", String::as_str);
